@@ -1,0 +1,1 @@
+"""Command-line face of `luss`: one Click group, one small module per command."""

@@ -1,0 +1,23 @@
+"""Errors that describe a user's mistake. The CLI prints them without a traceback."""
+
+from __future__ import annotations
+
+
+class LussError(Exception):
+    """Base class: something the user can fix. The message names the file and the fix."""
+
+
+class DatasetError(LussError):
+    """The dataset tree is missing a part or holds a bad file."""
+
+
+class LabelFormatError(LussError):
+    """A label/prediction PNG is not in the ImageNet-S encoding (RGB, id = R + 256*G, B = 0)."""
+
+
+class SubmissionError(LussError):
+    """A prediction folder or submission zip would be refused by the server."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or []

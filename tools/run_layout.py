@@ -1,0 +1,57 @@
+"""Where every stage of a run reads and writes. One place, so no module string-joins run paths.
+
+```
+RUN/config.yaml                    resolved config of the last command
+RUN/pretrain/  RUN/cluster/  RUN/finetune/          training stages (checkpoints, metrics.jsonl)
+RUN/predict/<split>/<wnid>/<stem>.png              raw network predictions (+ match.json on validation)
+RUN/refine/<split>/<wnid>/<stem>.png               SAM-voted predictions (+ match.json on validation)
+RUN/refine/sam-masks/<split>/<wnid>/<stem>.npz     cached SAM masks (re-voting never re-runs SAM)
+RUN/<stage>/.done                                  written last; a rerun skips a finished stage
+```
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+STAGES = ("pretrain", "cluster", "finetune", "predict", "refine", "pack")
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | os.PathLike[str]) -> RunLayout:
+        return cls(Path(root))
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "config.yaml"
+
+    def stage_dir(self, stage: str) -> Path:
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+        return self.root / stage
+
+    def done_marker(self, stage: str) -> Path:
+        return self.stage_dir(stage) / ".done"
+
+    def is_done(self, stage: str) -> bool:
+        return self.done_marker(stage).is_file()
+
+    def predict_dir(self, split: str) -> Path:
+        return self.root / "predict" / split
+
+    def refine_dir(self, split: str) -> Path:
+        return self.root / "refine" / split
+
+    def sam_cache_dir(self, split: str) -> Path:
+        return self.root / "refine" / "sam-masks" / split
+
+    def match_file(self, stage: str, split: str = "validation") -> Path:
+        """``match.json`` written next to a split's PNGs by predict or refine."""
+        base = self.predict_dir(split) if stage == "predict" else self.refine_dir(split)
+        return base / "match.json"
