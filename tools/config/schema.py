@@ -1,0 +1,155 @@
+"""The typed configuration of a `luss` run. Defaults are the demo-safe values; presets override them.
+
+Batch sizes are **global** (Jittor semantics): under ``mpirun -np N`` each rank takes ``batch_size / N``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class OptimConfig:
+    """SGD with momentum, warm-up then cosine decay, optional LARC (PASS used trust 0.001, no clip)."""
+
+    base_lr: float = 0.6
+    final_lr: float = 0.0006
+    warmup_epochs: int = 0
+    start_warmup_lr: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 1e-6
+    larc: bool = False
+    larc_trust: float = 0.001
+    larc_clip: bool = False
+
+
+@dataclass
+class LoopConfig:
+    """What every training stage shares: schedule length, batch, checkpoints, logging, seed."""
+
+    epochs: int = 2
+    batch_size: int = 16
+    workers: int = 2
+    seed: int = 31
+    checkpoint_freq: int = 5
+    log_every: int = 10
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+@dataclass
+class ModelConfig:
+    """Backbone and head sizes. Head input widths are derived from the backbone, never set here."""
+
+    arch: str = "resnet18"
+    sam_checkpoint: str | None = None
+    freeze_encoder: bool = True
+    adapter_width: int = 512
+    hidden_mlp: int = 512
+    feat_dim: int = 128
+    num_prototypes: int = 500
+
+
+@dataclass
+class CropConfig:
+    sizes: list[int] = field(default_factory=lambda: [224, 96])
+    counts: list[int] = field(default_factory=lambda: [2, 6])
+    min_scales: list[float] = field(default_factory=lambda: [0.14, 0.05])
+    max_scales: list[float] = field(default_factory=lambda: [1.0, 0.14])
+
+
+@dataclass
+class PretrainConfig:
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    crops: CropConfig = field(default_factory=CropConfig)
+    crops_for_assign: list[int] = field(default_factory=lambda: [0, 1])
+    temperature: float = 0.1
+    epsilon: float = 0.05
+    sinkhorn_iters: int = 3
+    queue_length: int = 0
+    epoch_queue_starts: int = 15
+    freeze_prototypes_niters: int = 0
+    swav_weight: float = 1.0
+    p2p_weight: float = 1.0
+    d2s_weight: float = 1.0
+    shallow_stages: list[int] = field(default_factory=list)
+    grid_size: int = 7
+
+
+@dataclass
+class PixelAttentionConfig:
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    crops: CropConfig = field(
+        default_factory=lambda: CropConfig(sizes=[224], counts=[2], min_scales=[0.08], max_scales=[1.0])
+    )
+    temperature: float = 0.1
+    epsilon: float = 0.05
+    sinkhorn_iters: int = 3
+    queue_length: int = 0
+    epoch_queue_starts: int = 0
+    swav_weight: float = 1.0
+    saliency_weight: float = 0.0
+    saliency_image_size: int = 224
+
+
+@dataclass
+class SaliencyConfig:
+    enabled: bool = False
+    features: str = "backbone"  # backbone | sam | dino
+    dino_checkpoint: str | None = None
+    image_size: int = 480
+    num_masks: int = 3
+    tau: float = 0.6
+    crf: bool = False
+
+
+@dataclass
+class ClusterConfig:
+    saliency: SaliencyConfig = field(default_factory=SaliencyConfig)
+    num_clusters: int = 0  # 0: the number of train classes
+    nredo: int = 30
+    niter: int = 20
+    seed: int = 31
+    short_side: int = 256
+    crop: int = 224
+    t_min: float = 0.0
+    t_max: float = 0.8
+    t_step: float = 0.01
+
+
+@dataclass
+class FinetuneConfig:
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    head: str = "progressive"  # progressive (SAMPASS up1/up2) | last_layer (PASS)
+    freeze_backbone: bool = True
+    crop_size: int = 224
+    min_scale: float = 0.08
+    label_scale: float = 0.5
+
+
+@dataclass
+class PredictConfig:
+    short_side: int = 256
+    max_res: int = 1000
+    flip_tta: bool = False
+    use_folder_labels: bool = False  # NOT fully unsupervised: see README
+
+
+@dataclass
+class RefineConfig:
+    model_type: str = "vit_b"
+    vote_mode: str = "original"
+    background_may_erase: bool = False
+
+
+@dataclass
+class LussConfig:
+    """One run's whole configuration; saved resolved as ``RUN/config.yaml``."""
+
+    preset: str = "demo"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    pixel_attention: PixelAttentionConfig = field(default_factory=PixelAttentionConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)

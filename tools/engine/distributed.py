@@ -1,0 +1,72 @@
+"""MPI ranks as Jittor sees them (``mpirun -np N luss ...``). All distributed helpers live here.
+
+Jittor splits nothing by itself for us: each rank loads ``batch_size / world_size`` images, the
+optimiser mean-reduces gradients across ranks and broadcasts parameters from rank 0 on its first
+step, and ``jt.nn.BatchNorm`` (sync=True) all-reduces its statistics.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from tools.errors import LussError
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int
+    size: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def local_batch(self, global_batch: int) -> int:
+        """Per-rank share of a global batch; it must divide evenly so every rank steps in lockstep."""
+        if global_batch % self.size:
+            raise LussError(
+                f"global batch size {global_batch} is not divisible by {self.size} ranks; "
+                f"use a multiple of {self.size}, e.g. {max(1, global_batch // self.size) * self.size}."
+            )
+        return global_batch // self.size
+
+
+def env_world() -> World:
+    """Rank/size from the MPI launcher's environment, without importing Jittor (for sharded I/O)."""
+    rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMI_RANK", "0")))
+    size = int(os.environ.get("OMPI_COMM_WORLD_SIZE", os.environ.get("PMI_SIZE", "1")))
+    return World(rank, size)
+
+
+def jittor_world() -> World:
+    import jittor as jt
+
+    if jt.in_mpi:
+        return World(int(jt.rank), int(jt.world_size))
+    return World(0, 1)
+
+
+def all_reduce(var, op: str = "add"):
+    """Sum (or max/min) a Jittor Var over ranks; identity in a single process."""
+    import jittor as jt
+
+    if not jt.in_mpi:
+        return var
+    return var.mpi_all_reduce(op)
+
+
+def all_reduce_mean(var):
+    import jittor as jt
+
+    if not jt.in_mpi:
+        return var
+    return var.mpi_all_reduce("mean")
+
+
+def barrier() -> None:
+    """Block until every rank reaches this point (a tiny all-reduce)."""
+    import jittor as jt
+
+    if jt.in_mpi:
+        jt.array([1.0]).mpi_all_reduce("add").sync()
