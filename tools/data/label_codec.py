@@ -45,7 +45,7 @@ def encode_label_rgb(labels: np.ndarray) -> np.ndarray:
 def label_png_bytes(labels: np.ndarray) -> bytes:
     """Encode ids as the bytes of an 8-bit RGB PNG."""
     buf = io.BytesIO()
-    Image.fromarray(encode_label_rgb(labels), mode="RGB").save(buf, format="PNG")
+    Image.fromarray(encode_label_rgb(labels)).save(buf, format="PNG")
     return buf.getvalue()
 
 
