@@ -171,7 +171,7 @@ def _rank_state_path(paths: CheckpointPaths, rank: int) -> Path:
 def _save(task, optimizer, paths, world: World, epoch: int, index: int, ipe: int, config_dict) -> None:
     """Rank 0 writes model + optimiser + position; every rank writes its own task state (queues)."""
     position = {"epoch": epoch, "index": index, "iteration": epoch * ipe + index, "world_size": world.size}
-    if world.size > 1:
+    if not world.is_main:
         save_checkpoint(_rank_state_path(paths, world.rank), {"extra": task.extra_state(), **position})
     if world.is_main:
         payload = {

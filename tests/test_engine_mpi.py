@@ -1,0 +1,45 @@
+"""Two MPI ranks train with the shared engine: parameters stay identical, only rank 0 checkpoints."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _mpirun() -> list[str]:
+    mpirun = shutil.which("mpirun")
+    if mpirun is None:
+        pytest.skip("OpenMPI is not installed (apt-get install openmpi-bin libopenmpi-dev)")
+    cmd = [mpirun, "--oversubscribe", "-np", "2"]
+    if os.geteuid() == 0:
+        cmd.insert(1, "--allow-run-as-root")
+    return cmd
+
+
+def test_two_ranks_keep_identical_parameters_and_only_rank0_writes(tmp_path):
+    script = Path(__file__).parent / "mpi" / "train_tiny.py"
+    env = {**os.environ, "nvcc_path": "", "log_silent": "1", "LUSS_FORCE_CPU": "1"}
+    result = subprocess.run(
+        [*_mpirun(), sys.executable, str(script), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    digests = dict(re.findall(r"RANK (\d) DIGEST ([0-9a-f]+)", result.stdout))
+    assert set(digests) == {"0", "1"}
+    assert digests["0"] == digests["1"]
+    files = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    # rank 0 owns model/optimiser checkpoints; rank 1 only keeps its own task state (e.g. its queue)
+    assert files == ["ckp-0001.pkl", "ckp-0002.pkl", "final.pkl", "latest-rank1.pkl", "latest.pkl"]
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) > 0
