@@ -84,9 +84,15 @@ class ImageNetS:
     @cached_property
     def classes(self) -> list[str]:
         """Sorted wnids; class id of ``classes[i]`` is ``i + 1``."""
-        for split in ("train", "validation"):
-            if self.has_split(split):
-                wnids = list_class_dirs(self.split_dir(split))
+        # train/ is authoritative; a scoring-only tree may hold just the ground-truth folders.
+        candidates = [
+            self.split_dir("train"),
+            self.split_dir("validation"),
+            self.segmentation_dir("validation"),
+        ]
+        for folder in candidates:
+            if folder.is_dir():
+                wnids = list_class_dirs(folder)
                 if wnids:
                     return wnids
         raise DatasetError(
