@@ -21,7 +21,8 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix + ".tmp",
+        prefix=f".{target.name}.",
+        suffix=suffix if suffix is not None else target.suffix + ".tmp",
         dir=target.parent,
     )
     os.close(fd)
