@@ -14,7 +14,6 @@ What the server (and the official evaluator) needs, from formats.md sections 1.3
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -34,6 +33,7 @@ from PIL import Image
 from tools.data.imagenet_s import ImageNetS
 from tools.data.label_codec import decode_label_rgb
 from tools.packing.method_info import parse_method_text
+from tools.progress import progress_bar
 
 MATCH_NAME = "match.json"
 METHOD_NAME = "method.txt"
@@ -381,25 +381,9 @@ def run_png_checks(
     ``tasks`` may be a lazy iterator (e.g. reading a zip): at most a few batches per worker are in
     flight, so memory stays bounded however large the submission.
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     n_workers = resolve_workers(workers, total)
     results: list[PngResult] = []
-    console = Console(stderr=True)
-    with contextlib.ExitStack() as stack:
-        advance: Callable[[int], None] = lambda n: None  # noqa: E731
-        # A disabled rich Progress still prints a blank line, so no bar at all in logs and pipes.
-        if progress and console.is_terminal:
-            columns = (
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-            )
-            bar = stack.enter_context(Progress(*columns, console=console, transient=True))
-            bar_task = bar.add_task(label, total=total)
-            advance = lambda n: bar.advance(bar_task, n)  # noqa: E731
+    with progress_bar(label, total, progress) as advance:
 
         def collect(batch_results: list[PngResult]) -> None:
             results.extend(batch_results)
