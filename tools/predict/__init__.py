@@ -1,0 +1,1 @@
+"""Inference: image -> logits -> full-resolution labels, written as ImageNet-S PNGs."""
