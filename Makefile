@@ -15,7 +15,7 @@ RUN ?= runs/$(PRESET)
 DEMO_DATA ?= data/demo
 DATA_DIR := $(if $(DATA),$(DATA),$(DEMO_DATA))
 
-.PHONY: help install test lint format submission demo-data bench bench-score clean
+.PHONY: help install test lint format submission demo-data bench bench-score bench-data bench-refine clean
 
 help:
 	@echo "make install      build .venv with pinned dependencies"
@@ -52,10 +52,16 @@ submission: demo-data
 	@echo "stopping after data validation. Nothing was trained and no submission was written."
 	@exit 1
 
-bench: bench-score
+bench: bench-score bench-data bench-refine
 
 bench-score: install
 	$(PYTHON) bench/bench_score.py
+
+bench-data: install
+	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_data.py
+
+bench-refine: install
+	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_refine.py
 
 clean:
 	rm -rf .pytest_cache .ruff_cache build *.egg-info
