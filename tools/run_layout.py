@@ -6,6 +6,7 @@ RUN/pretrain/  RUN/cluster/  RUN/finetune/          training stages (checkpoints
 RUN/predict/<split>/<wnid>/<stem>.png              raw network predictions (+ match.json on validation)
 RUN/refine/<split>/<wnid>/<stem>.png               SAM-voted predictions (+ match.json on validation)
 RUN/refine/sam-masks/<split>/<wnid>/<stem>.npz     cached SAM masks (re-voting never re-runs SAM)
+RUN/cluster/pseudo-labels/train/<wnid>/<stem>.png  Stage-2 pseudo-labels (finetune trains on them)
 RUN/<stage>/.done                                  written last; a rerun skips a finished stage
 ```
 """
@@ -50,6 +51,14 @@ class RunLayout:
 
     def sam_cache_dir(self, split: str) -> Path:
         return self.root / "refine" / "sam-masks" / split
+
+    def pseudo_label_dir(self, split: str = "train") -> Path:
+        """Stage-2 pseudo-labels ``<wnid>/<stem>.png`` (written by cluster, read by finetune)."""
+        return self.root / "cluster" / "pseudo-labels" / split
+
+    def final_checkpoint(self, stage: str) -> Path:
+        """``RUN/<stage>/checkpoints/final.pkl``, written when a training stage completes."""
+        return self.stage_dir(stage) / "checkpoints" / "final.pkl"
 
     def match_file(self, stage: str, split: str = "validation") -> Path:
         """``match.json`` written next to a split's PNGs by predict or refine."""
