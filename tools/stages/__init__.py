@@ -1,0 +1,1 @@
+"""What each ``luss`` command does: one module per pipeline stage, reading and writing a run directory."""
