@@ -15,6 +15,7 @@ from tools.runtime import configure_runtime
 COMMANDS = {
     "demo-data": ("luss_cli.cmd_demo_data:demo_data", "Write the built-in procedural demo dataset."),
     "validate-data": ("luss_cli.cmd_validate_data:validate_data", "Check an ImageNet-S tree."),
+    "pretrain": ("luss_cli.cmd_pretrain:pretrain", "Stage 1: SwAV + P2P self-supervised pretraining."),
     "score": ("luss_cli.cmd_score:score", "Score predictions like the official evaluator."),
     "refine": ("luss_cli.cmd_refine:refine", "SAM semantic voting on predictions."),
     "pack": ("luss_cli.cmd_pack:pack", "Build or check a submission zip."),

@@ -1,0 +1,87 @@
+"""``luss pretrain``: Stage 1, self-supervised SwAV + P2P (+ D2S) pretraining on DATA/train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tools.config.loader import preset_names
+
+
+@click.command(
+    "pretrain",
+    context_settings={"max_content_width": 110},
+    epilog="Multi-GPU: `mpirun -np 4 luss pretrain --preset luss50-pass --data D --run RUN`. Batch sizes are "
+    "GLOBAL (Jittor semantics): pretrain.loop.batch_size=64 on 4 ranks means 16 images per rank; it must "
+    "divide by the number of ranks. A killed run (Ctrl-C, SIGTERM, a scheduler) saves its position; rerun "
+    "with --resume to continue exactly where it stopped. A finished stage (RUN/pretrain/.done) is skipped.",
+)
+@click.option(
+    "--preset",
+    default="demo",
+    show_default=True,
+    help=f"Config preset ({', '.join(preset_names())}) or the path of a YAML file.",
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="ImageNet-S root; only the images of train/<wnid>/ are read (no labels).",
+)
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Run directory: writes RUN/config.yaml and RUN/pretrain/ (checkpoints, metrics.jsonl, .done).",
+)
+@click.option("--resume", is_flag=True, help="Continue RUN/pretrain/checkpoints/latest.pkl (same ranks).")
+@click.option(
+    "--sam-checkpoint",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="SAM weights (sam_vit_b_01ec64.pth) for model.arch sam_vit_b_adapter; the encoder stays frozen.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value, repeatable, e.g. --set pretrain.loop.epochs=5 "
+    "--set pretrain.crops.sizes=[96,48].",
+)
+def pretrain(
+    preset: str,
+    data: Path,
+    run_dir: Path,
+    resume: bool,
+    sam_checkpoint: Path | None,
+    overrides: tuple[str, ...],
+) -> None:
+    """Stage 1: train the backbone and heads with SwAV swapped prediction (Sinkhorn codes, optional
+    queue), P2P pixel alignment on the overlap of the two large crops, and optional deep-to-shallow
+    supervision. Writes RUN/pretrain/checkpoints/final.pkl for the next stage.
+
+    \b
+    Example (CPU, minutes):
+      luss demo-data data/demo
+      luss pretrain --preset demo --data data/demo --run runs/demo
+    """
+    from tools.config.loader import load_config
+    from tools.stages.pretrain import run_pretrain
+
+    config = load_config(preset, overrides)
+    if sam_checkpoint is not None:
+        config.model.sam_checkpoint = str(sam_checkpoint)
+    loop = config.pretrain.loop
+    click.echo(
+        f"pretrain: preset {config.preset}, {config.model.arch}, {loop.epochs} epochs, "
+        f"global batch {loop.batch_size}, run {run_dir}",
+        err=True,
+    )
+    result = run_pretrain(config, data, run_dir, resume=resume, say=lambda m: click.echo(m, err=True))
+    if not result.completed:
+        click.echo(f"pretrain: stopped at iteration {result.iterations}; rerun with --resume.", err=True)
+        return
+    metrics = ", ".join(f"{k}={v:.4f}" for k, v in result.last_metrics.items())
+    click.echo(f"pretrain: done, {result.final_checkpoint} ({metrics})")
