@@ -7,6 +7,10 @@ RUN/predict/<split>/<wnid>/<stem>.png              raw network predictions (+ ma
 RUN/refine/<split>/<wnid>/<stem>.png               SAM-voted predictions (+ match.json on validation)
 RUN/refine/sam-masks/<split>/<wnid>/<stem>.npz     cached SAM masks (re-voting never re-runs SAM)
 RUN/cluster/pseudo-labels/train/<wnid>/<stem>.png  Stage-2 pseudo-labels (finetune trains on them)
+RUN/cluster/pixel_attention/  centroids.npy  assignments-<split>.txt  report.json   Stage-2 outputs
+RUN/cluster/validation/<wnid>/<stem>.png|.npy      raw cluster labels + attention maps (threshold sweep)
+RUN/cluster/saliency/<wnid>/<stem>.png             MaskCut saliency of train images (optional)
+RUN/cluster/.<step>.done                           end of a cluster sub-step (attention, kmeans, ...)
 RUN/<stage>/.done                                  written last; a rerun skips a finished stage
 ```
 """
@@ -55,6 +59,24 @@ class RunLayout:
     def pseudo_label_dir(self, split: str = "train") -> Path:
         """Stage-2 pseudo-labels ``<wnid>/<stem>.png`` (written by cluster, read by finetune)."""
         return self.root / "cluster" / "pseudo-labels" / split
+
+    def cluster_file(self, name: str) -> Path:
+        """``RUN/cluster/<name>``: ``centroids.npy``, ``assignments-<split>.txt``, ``report.json``."""
+        return self.root / "cluster" / name
+
+    def pixel_attention_dir(self) -> Path:
+        """Engine output (checkpoints, metrics) of Stage-2.1 pixel-attention training."""
+        return self.root / "cluster" / "pixel_attention"
+
+    def cluster_labels_dir(self, split: str = "validation") -> Path:
+        """Raw cosine-argmax labels ``<wnid>/<stem>.png`` (no threshold) + attention ``<stem>.npy``."""
+        return self.root / "cluster" / split
+
+    def saliency_dir(self) -> Path:
+        return self.root / "cluster" / "saliency"
+
+    def cluster_step_marker(self, step: str) -> Path:
+        return self.root / "cluster" / f".{step}.done"
 
     def final_checkpoint(self, stage: str) -> Path:
         """``RUN/<stage>/checkpoints/final.pkl``, written when a training stage completes."""

@@ -1,0 +1,134 @@
+"""Stage 2 (`luss cluster`): frozen BN stays put, seeded k-means, cluster accuracy, a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tools.clustering.kmeans import cluster_accuracy, kmeans, normalized_mutual_info
+from tools.config.loader import load_config
+from tools.run_layout import RunLayout
+
+jt = pytest.importorskip("jittor")
+
+
+def tiny_config():
+    config = load_config("demo")
+    config.model.hidden_mlp, config.model.feat_dim, config.model.num_prototypes = 16, 8, 6
+    loop = config.pixel_attention.loop
+    loop.epochs, loop.batch_size, loop.workers, loop.log_every, loop.checkpoint_freq = 1, 4, 0, 1, 1
+    crops = config.pixel_attention.crops
+    crops.sizes, crops.counts, crops.min_scales, crops.max_scales = [32], [2], [0.5], [1.0]
+    c = config.cluster
+    c.nredo, c.niter, c.short_side, c.crop, c.t_min, c.t_max, c.t_step = 2, 5, 48, 32, 0.0, 0.8, 0.2
+    return config
+
+
+def fake_stage_one(config, path):
+    """A Stage-1 checkpoint from fresh modules with the keys `luss pretrain` writes (no fbg, pixel heads)."""
+    from tools.engine.checkpoint import save_checkpoint
+    from tools.engine.state import model_state
+    from tools.stages.pixel_attention import build_pixel_attention_net
+
+    state = {
+        k: v for k, v in model_state(build_pixel_attention_net(config)).items() if not k.startswith("fbg.")
+    }
+    state["projection_head_pixel.net.0.weight"] = np.zeros((4, 512, 1, 1), np.float32)
+    save_checkpoint(path, {"stage": "pretrain", "model": state})
+
+
+def test_frozen_batchnorm_statistics_do_not_move(tmp_path):
+    from tools.data.imagenet_s import Sample
+    from tools.engine.trainer import StepInfo
+    from tools.stages.pixel_attention import PixelAttentionTask
+
+    config = tiny_config()
+    ckpt = tmp_path / "final.pkl"
+    fake_stage_one(config, ckpt)
+    task = PixelAttentionTask(config, [Sample("train", "n0", "a", tmp_path / "a.JPEG")], ckpt, None)
+    frozen = {k: v.numpy().copy() for k, v in task.model.state_dict().items() if "running_" in k}
+    frozen = {k: v for k, v in frozen.items() if k.startswith(("backbone.", "projection_head."))}
+    assert frozen
+    task.world = type("W", (), {"size": 1})()
+    task.batch_local = 4
+    task.set_train_mode()
+    rng = np.random.default_rng(0)
+    crops = [rng.standard_normal((4, 3, 32, 32)).astype(np.float32) for _ in range(2)]
+    loss, _ = task.train_step((crops,), StepInfo(0, 0, 0, 0.1))
+    jt.optim.SGD(task.trainable_parameters(), lr=0.1).step(loss)
+    after = task.model.state_dict()
+    for key, before in frozen.items():
+        np.testing.assert_array_equal(after[key].numpy(), before, err_msg=key)
+    assert task.model.fbg.is_training()
+
+
+def separated_embeddings(n_per=10, k=4, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.eye(k, d) * 10
+    x = np.concatenate([centres[i] + rng.standard_normal((n_per, d)) * 0.1 for i in range(k)])
+    return x.astype(np.float32), np.repeat(np.arange(k), n_per)
+
+
+def test_kmeans_is_deterministic_for_a_seed():
+    x, _ = separated_embeddings()
+    a = kmeans(x, 4, niter=10, nredo=3, seed=5)
+    b = kmeans(x, 4, niter=10, nredo=3, seed=5)
+    np.testing.assert_array_equal(a.centroids, b.centroids)
+    np.testing.assert_array_equal(a.train_labels, b.train_labels)
+
+
+def test_cluster_accuracy_and_nmi_are_one_on_separated_clusters():
+    x, classes = separated_embeddings()
+    result = kmeans(x, 4, niter=20, nredo=5, seed=1)
+    assert cluster_accuracy(classes, result.train_labels) == 1.0
+    assert normalized_mutual_info(classes, result.train_labels) == pytest.approx(1.0)
+    assert cluster_accuracy(np.array([0, 0, 1, 1]), np.array([1, 1, 0, 0])) == 1.0
+    assert cluster_accuracy(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1])) == 0.75
+
+
+def test_tiny_end_to_end_cluster_run(tmp_path):
+    from tools.data.demo import DemoSpec, generate_demo_dataset
+    from tools.data.imagenet_s import ImageNetS
+    from tools.data.label_codec import read_label_png
+    from tools.stages.cluster import run_cluster
+
+    data = generate_demo_dataset(
+        tmp_path / "data",
+        DemoSpec(classes=3, train_per_class=4, val_per_class=2, test_per_class=0, size=48),
+        progress=False,
+    )
+    config = tiny_config()
+    layout = RunLayout.at(tmp_path / "run")
+    fake_stage_one(config, layout.final_checkpoint("pretrain"))
+    messages: list[str] = []
+    report = run_cluster(config, data, layout.root, say=messages.append)
+
+    assert (layout.pixel_attention_dir() / "checkpoints" / "final.pkl").is_file()
+    assert np.load(layout.cluster_file("centroids.npy")).shape == (3, 512)
+    assert len(layout.cluster_file("assignments-train.txt").read_text().splitlines()) == 12
+    assert len(layout.cluster_file("assignments-validation.txt").read_text().splitlines()) == 6
+    saved = json.loads(layout.cluster_file("report.json").read_text())
+    assert saved == report
+    assert 0.0 <= report["nmi"] <= 1.0 and 1 / 3 <= report["cluster_accuracy"] <= 1.0
+    assert report["threshold"] in [0.0, 0.2, 0.4, 0.6, 0.8]
+    dataset = ImageNetS(data)
+    for split, out in (
+        ("validation", layout.cluster_labels_dir("validation")),
+        ("train", layout.pseudo_label_dir()),
+    ):
+        for s in dataset.samples(split):
+            labels = read_label_png(out / s.wnid / f"{s.stem}.png")
+            w, h = Image.open(s.image_path).size
+            assert labels.shape == (h, w)
+            assert labels.max() <= 3
+            if split == "validation":
+                assert labels.min() >= 1
+                assert np.load(out / s.wnid / f"{s.stem}.npy").shape == (h, w)
+    assert layout.is_done("cluster")
+
+    messages.clear()
+    run_cluster(config, data, layout.root, say=messages.append)
+    assert any("already done" in m for m in messages)

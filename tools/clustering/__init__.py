@@ -1,0 +1,1 @@
+"""Stage-2 clustering maths: k-means, cluster metrics, normalised cut."""

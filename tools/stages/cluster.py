@@ -1,0 +1,272 @@
+"""Stage 2, ``luss cluster``: pixel attention, k-means, pseudo-labels (spec 4, 5, 6).
+
+Sub-steps, in order, each ending with ``RUN/cluster/.<step>.done`` (a rerun skips finished ones):
+
+* ``saliency`` (only when ``cluster.saliency.enabled`` or asked for): MaskCut maps of train images;
+* ``attention``: train ``fbg`` + prototypes on the Stage-1 network (``RUN/cluster/pixel_attention/``);
+* ``kmeans``: attention-pooled embeddings of train + validation, faiss k-means on train, NMI and
+  Hungarian cluster accuracy against the folder classes (``centroids.npy``, ``assignments-*.txt``,
+  ``report.json``);
+* ``labels``: raw cosine-argmax labels + attention maps of validation, the threshold sweep (same code
+  as ``luss score --curve``), then train pseudo-labels with the chosen ``t``.
+
+``RUN/cluster/.done`` is written when every default sub-step has finished.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from tools.atomic_io import atomic_path, atomic_write_json, atomic_write_text
+from tools.config.loader import config_to_dict, save_config
+from tools.config.schema import LussConfig
+from tools.data.imagenet_s import ImageNetS, Sample
+from tools.data.images import load_rgb_image
+from tools.data.label_codec import write_label_png
+from tools.errors import DatasetError, LussError
+from tools.predict.preprocess import resize_shorter_side, to_normalized_chw
+from tools.progress import progress_bar
+from tools.run_layout import RunLayout
+
+STAGE = "cluster"
+STEPS = ("saliency", "attention", "kmeans", "labels")
+EMBED_BATCH = 32
+
+
+def default_steps(config: LussConfig) -> tuple[str, ...]:
+    return STEPS if config.cluster.saliency.enabled else STEPS[1:]
+
+
+def center_crop(image: Image.Image, size: int) -> Image.Image:
+    w, h = image.size
+    left, top = int(round((w - size) / 2.0)), int(round((h - size) / 2.0))
+    return image.crop((left, top, left + size, top + size))
+
+
+def embedding_input(path: Path, short_side: int, crop: int) -> np.ndarray:
+    """Spec 5.2 (PASS): shorter side to ``short_side`` (aspect kept), centre crop, normalise."""
+    return to_normalized_chw(center_crop(resize_shorter_side(load_rgb_image(path), short_side), crop))
+
+
+def _batches(samples: Sequence[Sample], size: int) -> Iterator[Sequence[Sample]]:
+    for start in range(0, len(samples), size):
+        yield samples[start : start + size]
+
+
+def embed_samples(net, samples: Sequence[Sample], short_side: int, crop: int, label: str) -> np.ndarray:
+    """``[N, D]`` attention-pooled embeddings (normalised features pooled, as in training)."""
+    import jittor as jt
+
+    net.eval()
+    parts = []
+    with jt.no_grad(), progress_bar(label, len(samples)) as advance:
+        for chunk in _batches(samples, EMBED_BATCH):
+            x = np.stack([embedding_input(s.image_path, short_side, crop) for s in chunk])
+            parts.append(net.embed(jt.array(x)).numpy().astype(np.float32))
+            advance(len(chunk))
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+def dense_labels(
+    net, image: Image.Image, centroids: np.ndarray, short_side: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Spec 6.1 without the threshold: ``(labels int32 [H, W] in 1..C, attention float32 [H, W])``."""
+    import jittor as jt
+    from jittor import nn
+
+    from tools.predict.labels import nearest_resize_labels
+
+    w, h = image.size
+    x = jt.array(to_normalized_chw(resize_shorter_side(image, short_side))[None])
+    with jt.no_grad():
+        u_n, attention = net.dense(x)  # [1, D, h', w'], [1, 1, h', w']
+        attention = nn.interpolate(attention, size=(h, w), mode="bilinear", align_corners=False)
+        d, fh, fw = (int(v) for v in u_n.shape[1:])
+        cos = jt.matmul(jt.array(centroids), u_n.reshape(d, fh * fw))  # [C, h'w']
+        ids = cos.argmax(dim=0)[0].numpy().reshape(fh, fw).astype(np.int32) + 1
+    return nearest_resize_labels(ids, h, w), attention.numpy()[0, 0].astype(np.float32)
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+class ClusterStage:
+    def __init__(
+        self, config: LussConfig, data_root: str | Path, run_dir: str | Path, say: Callable[[str], None]
+    ):
+        self.config = config
+        self.cfg = config.cluster
+        self.data = ImageNetS(data_root)
+        self.layout = RunLayout.at(run_dir)
+        self.say = say
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def samples(self, split: str) -> list[Sample]:
+        if not self.data.has_split(split):
+            if split == "train":
+                raise DatasetError(f"{self.data.split_dir(split)}: Stage 2 needs DATA/train/<wnid>/*.JPEG.")
+            return []
+        return self.data.samples(split)
+
+    def attention_checkpoint(self) -> Path:
+        return self.layout.pixel_attention_dir() / "checkpoints" / "final.pkl"
+
+    def cluster_net(self):
+        """Backbone + ``fbg`` of the trained pixel-attention checkpoint (spec 5.1), in eval mode."""
+        from tools.stages.pixel_attention import build_pixel_attention_net, load_weights
+
+        net = build_pixel_attention_net(self.config, heads=False)
+        load_weights(net, self.attention_checkpoint(), drop=("prototypes.", "projection_head."))
+        net.eval()
+        return net
+
+    def num_clusters(self) -> int:
+        return self.cfg.num_clusters or self.data.num_classes
+
+    def read_report(self) -> dict[str, Any]:
+        path = self.layout.cluster_file("report.json")
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    # -- sub-steps -------------------------------------------------------------------------------------
+    def step_saliency(self, resume: bool) -> dict[str, Any]:
+        from tools.clustering.maskcut_stage import write_saliency_maps
+
+        return write_saliency_maps(self.config, self.samples("train"), self.layout, self.say)
+
+    def step_attention(self, resume: bool) -> dict[str, Any]:
+        from tools.engine.trainer import fit
+        from tools.stages.pixel_attention import PixelAttentionTask
+
+        stage_one = self.layout.final_checkpoint("pretrain")
+        if not stage_one.is_file():
+            raise LussError(f"{stage_one}: no Stage-1 checkpoint; run `luss pretrain` with this --run first.")
+        saliency = self.layout.saliency_dir()
+        use_saliency = self.config.pixel_attention.saliency_weight > 0
+        if use_saliency and not saliency.is_dir():
+            raise LussError(
+                f"pixel_attention.saliency_weight > 0 but {saliency} does not exist: run "
+                "`luss cluster --step saliency` first (or --set pixel_attention.saliency_weight=0)."
+            )
+        task = PixelAttentionTask(
+            self.config, self.samples("train"), stage_one, saliency if use_saliency else None
+        )
+        loop = self.config.pixel_attention.loop
+        result = fit(task, loop, self.layout.pixel_attention_dir(), resume, config_to_dict(self.config))
+        if not result.completed:
+            raise LussError("pixel attention training stopped before the end; rerun with --resume.")
+        return {"final_checkpoint": str(result.final_checkpoint), "last_metrics": result.last_metrics}
+
+    def step_kmeans(self, resume: bool) -> dict[str, Any]:
+        from tools.clustering.kmeans import cluster_accuracy, kmeans, normalized_mutual_info
+
+        net = self.cluster_net()
+        train, val = self.samples("train"), self.samples("validation")
+        cfg = self.cfg
+        train_emb = embed_samples(net, train, cfg.short_side, cfg.crop, "embed train")
+        val_emb = embed_samples(net, val, cfg.short_side, cfg.crop, "embed validation") if val else None
+        k = self.num_clusters()
+        result = kmeans(train_emb, k, cfg.niter, cfg.nredo, cfg.seed, val_emb)
+        classes = np.array([self.data.class_id(s.wnid) for s in train])
+        nmi = normalized_mutual_info(classes, result.train_labels)
+        acc = cluster_accuracy(classes, result.train_labels)
+        with atomic_path(self.layout.cluster_file("centroids.npy"), suffix=".npy") as tmp:
+            np.save(tmp, result.centroids)
+        for split, samples, labels in (
+            ("train", train, result.train_labels),
+            ("validation", val, result.other_labels),
+        ):
+            lines = "".join(
+                f"{s.wnid}/{s.image_path.name} {int(c)}\n" for s, c in zip(samples, labels, strict=True)
+            )
+            atomic_write_text(self.layout.cluster_file(f"assignments-{split}.txt"), lines)
+        report = {"num_clusters": k, "num_train": len(train), "nmi": nmi, "cluster_accuracy": acc}
+        atomic_write_json(self.layout.cluster_file("report.json"), report)
+        self.say(f"cluster: k-means K={k} on {len(train)} train images: NMI {nmi:.4f}, cluster acc {acc:.4f}")
+        return report
+
+    def _write_split_labels(self, net, centroids, samples, out_dir: Path, threshold: float | None) -> None:
+        with progress_bar(f"labels {out_dir.name}", len(samples)) as advance:
+            for s in samples:
+                labels, attention = dense_labels(
+                    net, load_rgb_image(s.image_path), centroids, self.cfg.short_side
+                )
+                target = out_dir / s.wnid / f"{s.stem}.png"
+                if threshold is None:
+                    with atomic_path(target.with_suffix(".npy"), suffix=".npy") as tmp:
+                        np.save(tmp, attention)
+                else:
+                    labels = np.where(attention < threshold, 0, labels)
+                write_label_png(target, labels)
+                advance(1)
+
+    def choose_threshold(self, val_dir: Path, k: int) -> tuple[float, dict[str, Any]]:
+        from tools.evaluation.curve import threshold_curve, threshold_range
+
+        cfg = self.cfg
+        if not self.data.segmentation_dir("validation").is_dir() or not self.samples("validation"):
+            return cfg.t_min, {"threshold_source": "t_min (no validation ground truth to sweep on)"}
+        if k != self.data.num_classes:
+            return cfg.t_min, {"threshold_source": f"t_min (K={k} != {self.data.num_classes} classes)"}
+        ts = threshold_range(cfg.t_min, cfg.t_max, cfg.t_step)
+        curve = threshold_curve(val_dir, self.data, "validation", ts, workers=1, progress=False)
+        best = curve.best_index
+        extra = {
+            "threshold_source": "validation sweep (best mIoU)",
+            "validation_miou": curve.miou[best],
+            "curve": [{"t": t, "miou": m} for t, m in zip(curve.thresholds, curve.miou, strict=True)],
+        }
+        return curve.best_threshold, extra
+
+    def step_labels(self, resume: bool) -> dict[str, Any]:
+        net = self.cluster_net()
+        centroids = unit_rows(np.load(self.layout.cluster_file("centroids.npy")))
+        val_dir = self.layout.cluster_labels_dir("validation")
+        self._write_split_labels(net, centroids, self.samples("validation"), val_dir, None)
+        t, extra = self.choose_threshold(val_dir, len(centroids))
+        self.say(f"cluster: threshold t = {t:.2f} ({extra['threshold_source']})")
+        self._write_split_labels(
+            net, centroids, self.samples("train"), self.layout.pseudo_label_dir("train"), t
+        )
+        report = {**self.read_report(), "threshold": t, **extra}
+        atomic_write_json(self.layout.cluster_file("report.json"), report)
+        return {"threshold": t}
+
+
+def run_cluster(
+    config: LussConfig,
+    data_root: str | Path,
+    run_dir: str | Path,
+    steps: Sequence[str] | None = None,
+    resume: bool = False,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the cluster sub-steps in order, skipping finished ones; ``.done`` once all defaults are done."""
+    stage = ClusterStage(config, data_root, run_dir, say)
+    layout = stage.layout
+    marker = layout.done_marker(STAGE)
+    if steps is None and marker.is_file():
+        say(f"cluster: already done ({marker}); skipping. Use a new --run to cluster again.")
+        return stage.read_report()
+    wanted = default_steps(config) if steps is None else tuple(steps)
+    unknown = [s for s in wanted if s not in STEPS]
+    if unknown:
+        raise LussError(f"unknown cluster step(s) {unknown}; choose from {', '.join(STEPS)}")
+    save_config(config, layout.config_file)
+    for step in (s for s in STEPS if s in wanted):
+        step_marker = layout.cluster_step_marker(step)
+        if step_marker.is_file():
+            say(f"cluster: step {step} already done ({step_marker}); skipping.")
+            continue
+        say(f"cluster: step {step}")
+        info = getattr(stage, f"step_{step}")(resume)
+        atomic_write_json(step_marker, {"step": step, **info})
+    if all(layout.cluster_step_marker(s).is_file() for s in default_steps(config)):
+        atomic_write_json(marker, {"stage": STAGE, **stage.read_report()})
+    return stage.read_report()
