@@ -1,0 +1,72 @@
+"""``luss finetune``: Stage 3, train the segmenter on the Stage-2 pseudo-labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command(
+    "finetune",
+    context_settings={"max_content_width": 110},
+    epilog="Interrupted (Ctrl-C, SIGTERM)? The position is saved; rerun with --resume. A finished stage "
+    "(RUN/finetune/.done) is skipped. Multi-GPU: mpirun -np N luss finetune ... (batch sizes are global).",
+)
+@click.option(
+    "--preset",
+    default="demo",
+    show_default=True,
+    help="Config preset (configs/<name>.yaml) or a YAML file: demo, luss50-pass, luss50-sampass, ...",
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="ImageNet-S root; trains on DATA/train/<wnid>/*.JPEG.",
+)
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The run folder holding RUN/pretrain/ and RUN/cluster/pseudo-labels/; writes RUN/finetune/.",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue an interrupted finetune from RUN/finetune/checkpoints."
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value, e.g. --set finetune.loop.epochs=2 --set finetune.head=last_layer. "
+    "Repeatable.",
+)
+def finetune(preset: str, data: Path, run_dir: Path, resume: bool, overrides: tuple[str, ...]) -> None:
+    """Train the segmenter on the pseudo-labels of `luss cluster` (Stage 3).
+
+    \b
+      luss finetune --data D --run RUN                          # demo preset
+      luss finetune --preset luss50-sampass --data D --run RUN
+      luss finetune --data D --run RUN --set finetune.freeze_backbone=false   # PASS: tune everything
+
+    \b
+    Starts from the backbone of RUN/pretrain/checkpoints/final.pkl and trains on
+    RUN/cluster/pseudo-labels/train/<wnid>/<stem>.png (0 = background, 1..C = clusters, 1000 = ignored):
+    random resized crops (finetune.crop_size, scale finetune.min_scale..1) and flips, cross-entropy
+    over C+1 classes at finetune.label_scale of the crop size. The head is finetune.head:
+    progressive (SAMPASS up1/up2, the default) or last_layer (PASS 1x1 conv). With
+    finetune.freeze_backbone=true (default) only the head trains and the backbone stays in eval mode.
+    The log shows the loss and the pixel accuracy against the pseudo-labels. Next: luss predict.
+    """
+    from tools.config.loader import load_config
+    from tools.stages.finetune import run_finetune
+
+    config = load_config(preset, list(overrides))
+    result = run_finetune(config, data, run_dir, resume=resume, say=click.echo)
+    if not result.completed:
+        click.echo(f"finetune stopped at iteration {result.iterations}; rerun with --resume to continue.")
+        return
+    metrics = ", ".join(f"{k}={v:.4f}" for k, v in result.last_metrics.items())
+    click.echo(f"finetune done: {result.final_checkpoint} {metrics}".rstrip())

@@ -1,0 +1,109 @@
+"""``luss predict``: Stage 4, one label PNG per image of a split (+ match.json and scores on validation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command(
+    "predict",
+    context_settings={"max_content_width": 110},
+    epilog="Resumable: images whose PNG exists are skipped (--overwrite redoes them). Shard over processes "
+    "with mpirun -np N luss predict ...; then rerun once on validation for match.json.",
+)
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="The run folder; the network is RUN/finetune/checkpoints/final.pkl (built from its saved config).",
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="ImageNet-S root: DATA/<split>/<wnid>/*.JPEG (and, on validation, the GT for matching/scoring).",
+)
+@click.option("--split", type=click.Choice(["validation", "test"]), default="validation", show_default=True)
+@click.option(
+    "--short-side",
+    type=click.IntRange(min=16),
+    help="Resize the shorter image side to this before the network (aspect kept). Default: "
+    "predict.short_side of the run's config (256 in the references).",
+)
+@click.option(
+    "--max-res",
+    type=click.IntRange(min=1),
+    help="Images with H*W > max_res^2 are arg-maxed at a longer side of max_res, then nearest-upsampled "
+    "(memory). Default: predict.max_res (1000, as PASS).",
+)
+@click.option(
+    "--flip-tta/--no-flip-tta",
+    default=None,
+    help="Average the logits with those of the mirrored image (the references use no TTA). "
+    "Default: predict.flip_tta.",
+)
+@click.option("--overwrite", is_flag=True, help="Predict every image again, even those already written.")
+@click.option("--no-score", is_flag=True, help="On validation, skip match.json and the score table.")
+@click.option(
+    "--workers",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Scoring processes; 0 = all CPUs.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value (predict.* keys). predict.use_folder_labels=true is refused: it reads "
+    "classes from folder names and is NOT fully unsupervised.",
+)
+def predict(
+    run_dir: Path,
+    data: Path,
+    split: str,
+    short_side: int | None,
+    max_res: int | None,
+    flip_tta: bool | None,
+    overwrite: bool,
+    no_score: bool,
+    workers: int,
+    overrides: tuple[str, ...],
+) -> None:
+    """Predict a split with the fine-tuned segmenter (Stage 4).
+
+    \b
+      luss predict --run RUN --data D --split validation     # PNGs + match.json + scores
+      luss predict --run RUN --data D --split test           # PNGs for `luss pack`
+
+    \b
+    Writes RUN/predict/<split>/<wnid>/<stem>.png: 8-bit RGB at the image's own size, id = R + 256*G
+    (raw cluster ids 1..C, 0 = background). On validation it then matches cluster ids to classes with
+    the image-level Hungarian on the validation GT (the ImageNet-S fully unsupervised protocol), writes
+    RUN/predict/validation/match.json ({pred: class, "0": 0}) and prints the `luss score` table. Folder
+    names of validation/test images are never used as labels. Next: luss refine, or luss pack.
+    """
+    import dataclasses
+
+    from rich.console import Console
+
+    from tools.config.loader import load_config
+    from tools.evaluation import print_score_table
+    from tools.run_layout import RunLayout
+    from tools.stages.predict import run_predict
+
+    layout = RunLayout.at(run_dir)
+    base = str(layout.config_file) if layout.config_file.is_file() else "demo"
+    config = load_config(base, list(overrides)).predict
+    changes = {"short_side": short_side, "max_res": max_res, "flip_tta": flip_tta}
+    config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+    outcome = run_predict(
+        config, data, run_dir, split, overwrite=overwrite, score=not no_score, workers=workers, say=click.echo
+    )
+    if outcome.score is not None:
+        print_score_table(outcome.score, console=Console())
+        click.echo(f"Wrote {outcome.match_file}")

@@ -1,0 +1,212 @@
+"""Stage 3 (``luss finetune``): train the segmenter on the Stage-2 pseudo-labels (spec section 7).
+
+Reads ``RUN/pretrain/checkpoints/final.pkl`` (its ``backbone.*`` weights) and
+``RUN/cluster/pseudo-labels/train/<wnid>/<stem>.png``; writes ``RUN/finetune/`` (checkpoints,
+``metrics.jsonl``) and ``RUN/finetune/.done``. Loss: cross-entropy over C+1 classes (background 0
+included) with 1000 ignored; labels are nearest-downscaled by ``label_scale`` and the logits
+bilinearly resized to the label size. The log reports pixel accuracy against the pseudo-labels.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tools.atomic_io import atomic_write_json
+from tools.config.loader import config_to_dict, save_config
+from tools.config.schema import LussConfig
+from tools.data.imagenet_s import ImageNetS
+from tools.data.label_codec import IGNORE_ID
+from tools.engine.trainer import FitResult, StepInfo
+from tools.errors import DatasetError, LussError
+from tools.predict.labels import nearest_resize_labels
+from tools.run_layout import RunLayout
+
+STAGE = "finetune"
+
+
+def backbone_kwargs(config: LussConfig) -> dict[str, Any]:
+    """``create_backbone`` keywords of ``config.model`` (the same ones Stage 1 used)."""
+    m = config.model
+    if m.arch.startswith("sam_"):
+        return {"out_channels": m.adapter_width, "freeze_encoder": m.freeze_encoder}
+    return {}
+
+
+def build_segmenter(config: LussConfig, num_classes: int, freeze_backbone: bool | None = None):
+    """The Stage-3/4 network of ``config`` (weights random; load a checkpoint into it)."""
+    from models.build import create_backbone
+    from models.segmenter import Segmenter
+
+    f = config.finetune
+    freeze = f.freeze_backbone if freeze_backbone is None else freeze_backbone
+    try:
+        backbone = create_backbone(config.model.arch, **backbone_kwargs(config))
+        return Segmenter(backbone, num_classes, head=f.head, freeze_backbone=freeze)
+    except ValueError as exc:
+        raise LussError(f"model: {exc}") from None
+
+
+def load_pretrained_backbone(segmenter, checkpoint: Path) -> None:
+    """Strictly load the ``backbone.*`` weights of a Stage-1 checkpoint into ``segmenter.backbone``."""
+    from tools.engine.checkpoint import load_checkpoint
+    from tools.engine.state import load_model_state
+
+    if not checkpoint.is_file():
+        raise LussError(
+            f"{checkpoint}: the Stage-1 checkpoint is missing. Run `luss pretrain --run RUN --data D` first "
+            "(finetune starts from its backbone)."
+        )
+    state = load_checkpoint(checkpoint)["model"]
+    prefix = "backbone."
+    backbone_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    if not backbone_state:
+        raise LussError(f"{checkpoint}: holds no 'backbone.*' parameters; is it a Stage-1 checkpoint?")
+    load_model_state(segmenter.backbone, backbone_state, str(checkpoint))
+
+
+def downscale_labels(labels: np.ndarray, scale: float) -> np.ndarray:
+    """Nearest downscale of ``[B, S, S]`` labels to ``round(S * scale)`` (``F.interpolate`` nearest rule)."""
+    if scale == 1.0:
+        return labels
+    b, h, w = labels.shape
+    out_h, out_w = max(1, int(h * scale)), max(1, int(w * scale))
+    return np.stack([nearest_resize_labels(labels[i], out_h, out_w) for i in range(b)])
+
+
+def segmentation_loss(logits, labels: np.ndarray):
+    """``(CE over C+1 classes ignoring 1000, pixel accuracy)`` of ``logits [B, K, h', w']``.
+
+    ``labels``: ``[B, h, w]``; the logits are bilinearly resized to ``(h, w)`` first.
+    """
+    import jittor as jt
+
+    size = tuple(labels.shape[1:])
+    if tuple(logits.shape[2:]) != size:
+        logits = jt.nn.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    target = jt.array(labels.astype(np.int32))
+    loss = jt.nn.cross_entropy_loss(logits, target, ignore_index=IGNORE_ID)
+    valid = labels != IGNORE_ID
+    predicted = logits.argmax(dim=1)[0].numpy()
+    accuracy = float((predicted == labels)[valid].mean()) if valid.any() else 0.0
+    return loss, accuracy
+
+
+class FinetuneTask:
+    """:class:`~tools.engine.trainer.TrainTask` of Stage 3."""
+
+    name = STAGE
+
+    def __init__(self, config: LussConfig, dataset, segmenter):
+        self.config = config
+        self.cfg = config.finetune
+        self.dataset = dataset
+        self.model = segmenter
+
+    def trainable_parameters(self) -> list:
+        return self.model.trainable_parameters()
+
+    def build_loader(self, world, seed: int):
+        from tools.data.loader import BatchLoader
+
+        loop = self.cfg.loop
+        self.dataset.seed = seed
+        return BatchLoader(
+            self.dataset,
+            world.local_batch(loop.batch_size),
+            rank=world.rank,
+            world_size=world.size,
+            shuffle=True,
+            seed=seed,
+            num_workers=loop.workers,
+            drop_last=True,
+        )
+
+    def set_train_mode(self) -> None:
+        self.model.train()
+
+    def train_step(self, batch, step: StepInfo):
+        import jittor as jt
+
+        images, labels = batch
+        labels = downscale_labels(labels, self.cfg.label_scale)
+        logits = self.model(jt.array(images))
+        loss, accuracy = segmentation_loss(logits, labels)
+        return loss, {"loss": loss, "pixel_acc": accuracy}
+
+    def skipped_parameters(self, step: StepInfo):
+        return ()
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def cluster_count(config: LussConfig, dataset: ImageNetS) -> int:
+    """``C``: the configured number of clusters, or the number of train classes when it is 0."""
+    return config.cluster.num_clusters or dataset.num_classes
+
+
+def run_finetune(
+    config: LussConfig,
+    data_root: str | Path,
+    run_dir: str | Path,
+    resume: bool = False,
+    stop_after_iterations: int | None = None,
+    say: Callable[[str], None] = print,
+) -> FitResult:
+    """Train Stage 3 into ``RUN/finetune/``; a finished stage (``.done``) is skipped at once."""
+    from tools.data.pseudo_labels import PseudoLabelDataset
+    from tools.engine.distributed import jittor_world
+    from tools.engine.trainer import fit
+
+    layout = RunLayout.at(run_dir)
+    stage_dir = layout.stage_dir(STAGE)
+    marker = layout.done_marker(STAGE)
+    if marker.is_file():
+        done = json.loads(marker.read_text() or "{}")
+        say(f"finetune: already done ({marker}); skipping. Use a new --run to train again.")
+        return FitResult(
+            Path(done.get("final_checkpoint", layout.final_checkpoint(STAGE))),
+            int(done.get("iterations", 0)),
+            True,
+            dict(done.get("last_metrics", {})),
+        )
+    dataset = ImageNetS(data_root)
+    if not dataset.has_split("train"):
+        raise DatasetError(f"{dataset.split_dir('train')}: no train/ folder; Stage 3 trains on DATA/train.")
+    num_classes = cluster_count(config, dataset)
+    f = config.finetune
+    pairs = PseudoLabelDataset(
+        dataset.samples("train"),
+        layout.pseudo_label_dir("train"),
+        num_classes,
+        crop_size=f.crop_size,
+        min_scale=f.min_scale,
+        seed=f.loop.seed,
+    )
+    segmenter = build_segmenter(config, num_classes)
+    load_pretrained_backbone(segmenter, layout.final_checkpoint("pretrain"))
+    world = jittor_world()
+    if world.is_main:
+        save_config(config, layout.config_file)
+    task = FinetuneTask(config, pairs, segmenter)
+    result = fit(task, f.loop, stage_dir, resume, config_to_dict(config), stop_after_iterations)
+    if result.completed and world.is_main:
+        atomic_write_json(
+            marker,
+            {
+                "stage": STAGE,
+                "final_checkpoint": str(result.final_checkpoint),
+                "num_classes": num_classes,
+                "iterations": result.iterations,
+                "last_metrics": result.last_metrics,
+            },
+        )
+    return result

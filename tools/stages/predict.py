@@ -1,0 +1,148 @@
+"""Stage 4 (``luss predict``): the fine-tuned segmenter on a split, one PNG per image (spec section 8.1).
+
+Reads ``RUN/finetune/checkpoints/final.pkl`` (network *and* the config that built it), writes
+``RUN/predict/<split>/<wnid>/<stem>.png`` at each image's own size (``max_res`` respected), skipping
+images already written, so a killed run resumes. On validation it then matches cluster ids to classes
+with the image-level Hungarian on the validation GT (the fully unsupervised protocol, spec 10.2),
+writes ``match.json`` (``{pred: gt, "0": 0}``) and returns the scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.config.schema import PredictConfig
+from tools.data.imagenet_s import ImageNetS
+from tools.errors import LussError
+from tools.predict.runner import PredictOptions, PredictSummary
+from tools.run_layout import RunLayout
+
+STAGE = "predict"
+SPLITS = ("validation", "test")
+
+
+class FolderLabelsRefusedError(LussError):
+    """``predict.use_folder_labels`` would read image-level classes from folder names."""
+
+
+@dataclass(frozen=True)
+class PredictOutcome:
+    summary: PredictSummary
+    out_dir: Path
+    match_file: Path | None  # written on validation once every PNG exists
+    score: object | None  # tools.evaluation.scorer.ScoreResult on validation
+
+
+def check_unsupervised(config: PredictConfig) -> None:
+    if config.use_folder_labels:
+        raise FolderLabelsRefusedError(
+            "predict.use_folder_labels=true is not implemented: it would relabel each image with the class "
+            "of its folder name, i.e. use image-level ground truth at test time, which the ImageNet-S "
+            "'fully unsupervised' protocol forbids. Remove --set predict.use_folder_labels=true."
+        )
+
+
+def load_segmenter(run_dir: str | Path):
+    """The Stage-3 network from ``RUN/finetune/checkpoints/final.pkl``, built from the config saved in it."""
+    from models.segmenter import num_classes_from_state
+    from tools.config.loader import _build
+    from tools.config.schema import LussConfig
+    from tools.engine.checkpoint import load_checkpoint
+    from tools.engine.state import load_model_state
+    from tools.stages.finetune import build_segmenter
+
+    checkpoint = RunLayout.at(run_dir).final_checkpoint("finetune")
+    if not checkpoint.is_file():
+        raise LussError(
+            f"{checkpoint}: no fine-tuned network in this run. Run `luss finetune --run {run_dir} --data D` "
+            "first (it writes this file when it finishes)."
+        )
+    payload = load_checkpoint(checkpoint)
+    config = _build(LussConfig, dict(payload.get("config") or {}), str(checkpoint))
+    state = payload["model"]
+    try:
+        num_classes = num_classes_from_state(state, config.finetune.head)
+    except KeyError as exc:
+        raise LussError(
+            f"{checkpoint}: no classifier weights {exc} for head {config.finetune.head!r}."
+        ) from None
+    segmenter = build_segmenter(config, num_classes, freeze_backbone=True)
+    load_model_state(segmenter, state, str(checkpoint))
+    segmenter.eval()
+    return segmenter
+
+
+def run_predict(
+    config: PredictConfig,
+    data_root: str | Path,
+    run_dir: str | Path,
+    split: str,
+    overwrite: bool = False,
+    score: bool = True,
+    workers: int = 0,
+    world=None,
+    progress: bool = True,
+    segmenter: Callable | None = None,
+    limit: int | None = None,
+    say: Callable[[str], None] = print,
+) -> PredictOutcome:
+    """Predict ``split`` into ``RUN/predict/<split>/``; on validation also write match.json and score.
+
+    ``segmenter`` replaces the network loaded from the run (tests, benchmarks); ``limit`` stops after
+    that many new images, as if the run were killed (tests).
+    """
+    from tools.engine.distributed import env_world
+    from tools.predict.runner import predict_split
+
+    if split not in SPLITS:
+        raise LussError(f"unknown split {split!r}; luss predict runs on {' or '.join(SPLITS)}.")
+    check_unsupervised(config)
+    layout = RunLayout.at(run_dir)
+    dataset = ImageNetS(data_root)
+    world = world or env_world()
+    net = segmenter if segmenter is not None else load_segmenter(run_dir)
+    options = PredictOptions(config.short_side, config.max_res, config.flip_tta, overwrite)
+    out_dir = layout.predict_dir(split)
+    if limit is not None:
+        dataset = _Limited(dataset, split, out_dir, limit, overwrite)
+    summary = predict_split(net, dataset, split, out_dir, options, world, progress)
+    say(
+        f"predict {split}: {summary.written} written, {summary.skipped} already done, "
+        f"{summary.images_per_second:.2f} img/s -> {out_dir}"
+    )
+    if split != "validation" or not score or not world.is_main or limit is not None:
+        return PredictOutcome(summary, out_dir, None, None)
+    missing = [s for s in ImageNetS(data_root).samples(split) if not (out_dir / s.png_name()).is_file()]
+    if missing:
+        say(f"{len(missing)} PNGs are still missing (other ranks?); run again to write match.json and score.")
+        return PredictOutcome(summary, out_dir, None, None)
+    result, match_path = match_and_score(layout, data_root, split, workers, progress)
+    return PredictOutcome(summary, out_dir, match_path, result)
+
+
+def match_and_score(layout: RunLayout, data_root, split: str, workers: int, progress: bool):
+    """Image-level Hungarian of the predictions against the split's GT -> match.json + scores."""
+    from tools.evaluation import save_match_file, score_predictions
+
+    result = score_predictions(
+        layout.predict_dir(split), data_root, split, match=None, workers=workers, progress=progress
+    )
+    path = layout.match_file(STAGE, split)
+    save_match_file(path, result.match)
+    return result, path
+
+
+class _Limited:
+    """The first ``limit`` not-yet-written images of a split: a run stopped partway (tests)."""
+
+    def __init__(self, dataset: ImageNetS, split: str, out_dir: Path, limit: int, overwrite: bool):
+        self._samples = {
+            split: [s for s in dataset.samples(split) if overwrite or not (out_dir / s.png_name()).is_file()][
+                :limit
+            ]
+        }
+
+    def samples(self, split: str):
+        return self._samples[split]
