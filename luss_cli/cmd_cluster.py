@@ -1,0 +1,82 @@
+"""``luss cluster``: Stage 2, pixel attention + k-means + pseudo-labels (with an optional saliency step)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tools.config.loader import preset_names
+
+STEP_CHOICES = ["saliency", "attention", "kmeans", "labels"]
+
+
+@click.command(
+    "cluster",
+    context_settings={"max_content_width": 110},
+    epilog="Sub-steps run in order and each ends with RUN/cluster/.<step>.done, so a rerun skips what is "
+    "finished; delete a step's marker to redo it. RUN/cluster/.done is written once every step is done. "
+    "Outputs: RUN/cluster/pixel_attention/ (checkpoints), centroids.npy, assignments-{train,validation}.txt, "
+    "report.json (NMI, cluster accuracy, chosen t), validation/<wnid>/<stem>.png+.npy (raw labels and "
+    "attention, for `luss score --curve`), pseudo-labels/train/<wnid>/<stem>.png (for `luss finetune`).",
+)
+@click.option(
+    "--preset",
+    default="demo",
+    show_default=True,
+    help=f"Config preset ({', '.join(preset_names())}) or the path of a YAML file.",
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="ImageNet-S root: train/ (images; folder names give the classes only for the reported NMI and "
+    "cluster accuracy), validation/ and validation-segmentation/ (for the threshold sweep).",
+)
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Run directory holding RUN/pretrain/checkpoints/final.pkl; writes RUN/cluster/.",
+)
+@click.option(
+    "--step",
+    "steps",
+    multiple=True,
+    type=click.Choice(STEP_CHOICES),
+    help="Run only this sub-step (repeatable). Default: attention, kmeans, labels (saliency first when "
+    "cluster.saliency.enabled).",
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted pixel-attention training.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value, repeatable, e.g. --set cluster.nredo=10 --set cluster.t_step=0.05.",
+)
+def cluster(
+    preset: str, data: Path, run_dir: Path, steps: tuple[str, ...], resume: bool, overrides: tuple[str, ...]
+):
+    """Stage 2: train the pixel attention (fbg + prototypes, the Stage-1 network frozen), cluster the
+    attention-pooled image embeddings with k-means (K = number of train classes unless cluster.num_clusters
+    is set), label validation pixels by their nearest centroid, pick the attention threshold t by a
+    validation mIoU sweep, and write the train pseudo-labels with that t.
+
+    \b
+    Example (CPU, minutes):
+      luss pretrain --preset demo --data data/demo --run runs/demo
+      luss cluster --preset demo --data data/demo --run runs/demo
+    """
+    from tools.config.loader import load_config
+    from tools.stages.cluster import run_cluster
+
+    config = load_config(preset, overrides)
+    say = lambda m: click.echo(m, err=True)  # noqa: E731
+    report = run_cluster(config, data, run_dir, steps=steps or None, resume=resume, say=say)
+    if "cluster_accuracy" in report:
+        click.echo(
+            f"cluster: NMI {report['nmi']:.4f}, cluster accuracy {report['cluster_accuracy']:.4f}"
+            + (f", t = {report['threshold']:.2f}" if "threshold" in report else "")
+        )
