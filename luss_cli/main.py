@@ -17,7 +17,6 @@ COMMANDS = {
     "validate-data": ("luss_cli.cmd_validate_data:validate_data", "Check an ImageNet-S tree."),
     "pretrain": ("luss_cli.cmd_pretrain:pretrain", "Stage 1: SwAV + P2P self-supervised pretraining."),
     "cluster": ("luss_cli.cmd_cluster:cluster", "Stage 2: pixel attention, k-means, pseudo-labels."),
-    "cluster": ("luss_cli.cmd_cluster:cluster", "Stage 2: pixel attention, k-means, pseudo-labels."),
     "finetune": ("luss_cli.cmd_finetune:finetune", "Stage 3: train the segmenter on the pseudo-labels."),
     "predict": ("luss_cli.cmd_predict:predict", "Stage 4: label PNGs for a split (+ match.json, scores)."),
     "score": ("luss_cli.cmd_score:score", "Score predictions like the official evaluator."),
