@@ -132,3 +132,39 @@ def test_tiny_end_to_end_cluster_run(tmp_path):
     messages.clear()
     run_cluster(config, data, layout.root, say=messages.append)
     assert any("already done" in m for m in messages)
+
+
+def test_ncut_recovers_the_object_of_a_two_group_feature_map():
+    from tools.clustering.ncut import maskcut
+
+    rng = np.random.default_rng(0)
+    obj = np.zeros((10, 12), bool)
+    obj[3:7, 4:9] = True
+    feats = np.where(obj[None], np.eye(6)[0][:, None, None], np.eye(6)[1][:, None, None])
+    feats = feats + rng.standard_normal((6, 10, 12)) * 0.05
+    masks = maskcut(feats, num_masks=2, tau=0.6)
+    np.testing.assert_array_equal(masks[0], obj)
+    assert not (masks[1] & masks[0]).any()
+
+
+def test_saliency_step_feeds_the_attention_loss(tmp_path):
+    from tools.data.demo import DemoSpec, generate_demo_dataset
+    from tools.data.imagenet_s import ImageNetS
+    from tools.stages.cluster import run_cluster
+
+    spec = DemoSpec(classes=2, train_per_class=2, val_per_class=0, test_per_class=0, size=40)
+    data = generate_demo_dataset(tmp_path / "data", spec, progress=False)
+    config = tiny_config()
+    config.cluster.saliency.image_size = 96
+    config.pixel_attention.saliency_weight = 0.9
+    config.pixel_attention.saliency_image_size = 32
+    layout = RunLayout.at(tmp_path / "run")
+    fake_stage_one(config, layout.final_checkpoint("pretrain"))
+    run_cluster(config, data, layout.root, steps=["saliency", "attention"], say=lambda m: None)
+    for s in ImageNetS(data).samples("train"):
+        with Image.open(layout.saliency_dir() / s.wnid / f"{s.stem}.png") as sal:
+            assert sal.mode == "L" and sal.size == Image.open(s.image_path).size
+            assert set(np.unique(np.asarray(sal))) <= {0, 255}
+    metrics = (layout.pixel_attention_dir() / "metrics.jsonl").read_text()
+    assert '"saliency"' in metrics
+    assert not layout.is_done("cluster")

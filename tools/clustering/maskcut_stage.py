@@ -1,0 +1,77 @@
+"""The ``saliency`` sub-step of ``luss cluster``: MaskCut on Stage-1 backbone features (decisions.md).
+
+Each train image is resized to a square ``cluster.saliency.image_size`` (rounded to the backbone
+stride), its feature grid is cut ``num_masks`` times (:mod:`tools.clustering.ncut`), and the union of the
+masks is nearest-resized to the image's size and saved losslessly as an L-mode PNG (0 / 255) at
+``RUN/cluster/saliency/<wnid>/<stem>.png``. Images already written are skipped, so the step resumes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from tools.atomic_io import atomic_write_bytes
+from tools.clustering.ncut import saliency_map
+from tools.config.schema import LussConfig
+from tools.data.imagenet_s import Sample
+from tools.data.images import load_rgb_image
+from tools.errors import LussError
+from tools.predict.preprocess import to_normalized_chw
+from tools.progress import progress_bar
+from tools.run_layout import RunLayout
+
+
+def saliency_png_bytes(mask: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray((np.asarray(mask) > 0.5).astype(np.uint8) * 255).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_saliency_maps(
+    config: LussConfig, samples: list[Sample], layout: RunLayout, say: Callable[[str], None]
+) -> dict[str, Any]:
+    import jittor as jt
+
+    from tools.stages.pixel_attention import STAGE_ONE_ONLY, build_pixel_attention_net, load_weights
+
+    cfg = config.cluster.saliency
+    if cfg.features != "backbone":
+        raise LussError(
+            f"cluster.saliency.features={cfg.features!r} is not available yet; "
+            "use 'backbone' (Stage-1 features)."
+        )
+    if cfg.crf:
+        raise LussError(
+            "cluster.saliency.crf=true needs a dense CRF, which luss does not ship yet; set it false."
+        )
+    stage_one = layout.final_checkpoint("pretrain")
+    if not stage_one.is_file():
+        raise LussError(f"{stage_one}: no Stage-1 checkpoint; run `luss pretrain` with this --run first.")
+    net = build_pixel_attention_net(config, heads=False)
+    load_weights(
+        net, stage_one, drop=(*STAGE_ONE_ONLY, "prototypes.", "projection_head."), may_miss=("fbg.",)
+    )
+    net.eval()
+    stride = int(getattr(net.backbone, "output_stride", 16))
+    size = max(stride, round(cfg.image_size / stride) * stride)
+    out_dir = layout.saliency_dir()
+    written = 0
+    with jt.no_grad(), progress_bar("saliency", len(samples)) as advance:
+        for s in samples:
+            target = out_dir / s.wnid / f"{s.stem}.png"
+            if not target.is_file():
+                image = load_rgb_image(s.image_path)
+                x = to_normalized_chw(image.resize((size, size), Image.BILINEAR))[None]
+                feats = net.backbone(jt.array(x)).numpy()[0]
+                grid = saliency_map(feats, cfg.num_masks, cfg.tau)
+                full = Image.fromarray(grid.astype(np.uint8)).resize(image.size, Image.NEAREST)
+                atomic_write_bytes(target, saliency_png_bytes(np.asarray(full)))
+                written += 1
+            advance(1)
+    say(f"cluster: saliency maps for {len(samples)} train images in {out_dir} ({written} new)")
+    return {"images": len(samples), "written": written}
