@@ -1,4 +1,4 @@
-"""The ``saliency`` sub-step of ``luss cluster``: MaskCut on Stage-1 backbone features (decisions.md).
+"""The ``saliency`` sub-step of ``luss cluster``: MaskCut on Stage-1 backbone (or SAM encoder) features.
 
 Each train image is resized to a square ``cluster.saliency.image_size`` (rounded to the backbone
 stride), its feature grid is cut ``num_masks`` times (:mod:`tools.clustering.ncut`), and the union of the
@@ -40,10 +40,10 @@ def write_saliency_maps(
     from tools.stages.pixel_attention import STAGE_ONE_ONLY, build_pixel_attention_net, load_weights
 
     cfg = config.cluster.saliency
-    if cfg.features != "backbone":
+    if cfg.features not in ("backbone", "sam"):
         raise LussError(
-            f"cluster.saliency.features={cfg.features!r} is not available yet; "
-            "use 'backbone' (Stage-1 features)."
+            f"cluster.saliency.features={cfg.features!r} is not available yet; use 'backbone' (Stage-1 "
+            "features) or 'sam' (the frozen SAM encoder of a sam_* model.arch)."
         )
     if cfg.crf:
         raise LussError(
@@ -57,6 +57,13 @@ def write_saliency_maps(
         net, stage_one, drop=(*STAGE_ONE_ONLY, "prototypes.", "projection_head."), may_miss=("fbg.",)
     )
     net.eval()
+    extract = net.backbone
+    if cfg.features == "sam":
+        if not hasattr(net.backbone, "encoder"):
+            raise LussError(
+                f"cluster.saliency.features='sam' needs a sam_* model.arch, not {config.model.arch}."
+            )
+        extract = net.backbone.encoder
     stride = int(getattr(net.backbone, "output_stride", 16))
     size = max(stride, round(cfg.image_size / stride) * stride)
     out_dir = layout.saliency_dir()
@@ -67,7 +74,7 @@ def write_saliency_maps(
             if not target.is_file():
                 image = load_rgb_image(s.image_path)
                 x = to_normalized_chw(image.resize((size, size), Image.BILINEAR))[None]
-                feats = net.backbone(jt.array(x)).numpy()[0]
+                feats = extract(jt.array(x)).numpy()[0]
                 grid = saliency_map(feats, cfg.num_masks, cfg.tau)
                 full = Image.fromarray(grid.astype(np.uint8)).resize(image.size, Image.NEAREST)
                 atomic_write_bytes(target, saliency_png_bytes(np.asarray(full)))
