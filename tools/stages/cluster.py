@@ -258,15 +258,26 @@ def run_cluster(
     unknown = [s for s in wanted if s not in STEPS]
     if unknown:
         raise LussError(f"unknown cluster step(s) {unknown}; choose from {', '.join(STEPS)}")
-    save_config(config, layout.config_file)
+    from tools.engine.distributed import jittor_world
+
+    world = jittor_world()
+    if not world.is_main and "attention" not in wanted:
+        return {}
+    if world.is_main:
+        save_config(config, layout.config_file)
     for step in (s for s in STEPS if s in wanted):
         step_marker = layout.cluster_step_marker(step)
         if step_marker.is_file():
             say(f"cluster: step {step} already done ({step_marker}); skipping.")
             continue
+        if step != "attention" and not world.is_main:
+            continue  # only training runs on every rank; inference steps run on rank 0
         say(f"cluster: step {step}")
         info = getattr(stage, f"step_{step}")(resume)
-        atomic_write_json(step_marker, {"step": step, **info})
+        if world.is_main:
+            atomic_write_json(step_marker, {"step": step, **info})
+    if not world.is_main:
+        return {}
     if all(layout.cluster_step_marker(s).is_file() for s in default_steps(config)):
         atomic_write_json(marker, {"stage": STAGE, **stage.read_report()})
     return stage.read_report()
