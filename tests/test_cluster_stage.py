@@ -114,6 +114,7 @@ def test_tiny_end_to_end_cluster_run(tmp_path):
     assert saved == report
     assert 0.0 <= report["nmi"] <= 1.0 and 1 / 3 <= report["cluster_accuracy"] <= 1.0
     assert report["threshold"] in [0.0, 0.2, 0.4, 0.6, 0.8]
+    assert 0.0 <= report["validation_foreground_fraction"] <= 1.0
     dataset = ImageNetS(data)
     for split, out in (
         ("validation", layout.cluster_labels_dir("validation")),

@@ -97,6 +97,12 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
+def foreground_fraction(attention_dir: Path, threshold: float) -> float | None:
+    """Mean over images of the fraction of pixels whose attention ``<stem>.npy`` reaches ``threshold``."""
+    fractions = [float((np.load(f) >= threshold).mean()) for f in sorted(attention_dir.glob("*/*.npy"))]
+    return float(np.mean(fractions)) if fractions else None
+
+
 class ClusterStage:
     def __init__(
         self, config: LussConfig, data_root: str | Path, run_dir: str | Path, say: Callable[[str], None]
@@ -231,6 +237,16 @@ class ClusterStage:
         self._write_split_labels(net, centroids, self.samples("validation"), val_dir, None)
         t, extra = self.choose_threshold(val_dir, len(centroids))
         self.say(f"cluster: threshold t = {t:.2f} ({extra['threshold_source']})")
+        kept = foreground_fraction(val_dir, t)
+        if kept is not None:
+            extra["validation_foreground_fraction"] = kept
+            if kept < 0.01:
+                self.say(
+                    f"cluster: WARNING t = {t:.2f} keeps {100 * kept:.2f} % of validation pixels as "
+                    "foreground: "
+                    "the attention is not trained enough (more pixel_attention epochs?); the train "
+                    "pseudo-labels will be almost all background."
+                )
         self._write_split_labels(
             net, centroids, self.samples("train"), self.layout.pseudo_label_dir("train"), t
         )
