@@ -164,7 +164,7 @@ def run_finetune(
     """Train Stage 3 into ``RUN/finetune/``; a finished stage (``.done``) is skipped at once."""
     from tools.data.pseudo_labels import PseudoLabelDataset
     from tools.engine.distributed import jittor_world
-    from tools.engine.trainer import fit
+    from tools.engine.trainer import fit, seed_everything
 
     layout = RunLayout.at(run_dir)
     stage_dir = layout.stage_dir(STAGE)
@@ -191,6 +191,7 @@ def run_finetune(
         min_scale=f.min_scale,
         seed=f.loop.seed,
     )
+    seed_everything(f.loop.seed)  # the head's initial weights are reproducible
     segmenter = build_segmenter(config, num_classes)
     load_pretrained_backbone(segmenter, layout.final_checkpoint("pretrain"))
     world = jittor_world()
