@@ -15,7 +15,7 @@ RUN ?= runs/$(PRESET)
 DEMO_DATA ?= data/demo
 DATA_DIR := $(if $(DATA),$(DATA),$(DEMO_DATA))
 
-.PHONY: help install test lint format submission demo-data bench bench-score bench-data bench-refine clean
+.PHONY: help install test lint format submission demo-data bench bench-score bench-data bench-refine bench-predict clean
 
 help:
 	@echo "make install      build .venv with pinned dependencies"
@@ -52,7 +52,7 @@ submission: demo-data
 	@echo "stopping after data validation. Nothing was trained and no submission was written."
 	@exit 1
 
-bench: bench-score bench-data bench-refine
+bench: bench-score bench-data bench-refine bench-predict
 
 bench-score: install
 	$(PYTHON) bench/bench_score.py
@@ -62,6 +62,9 @@ bench-data: install
 
 bench-refine: install
 	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_refine.py
+
+bench-predict: install
+	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_predict.py
 
 clean:
 	rm -rf .pytest_cache .ruff_cache build *.egg-info
