@@ -11,6 +11,7 @@ from __future__ import annotations
 import jittor as jt
 from jittor import nn
 
+from models.feature_aggregator import FeatureAggregator
 from models.heads import LastLayer, ProgressiveUpsamplingHead
 
 HEADS = ("progressive", "last_layer")
@@ -72,7 +73,26 @@ class Segmenter(nn.Module):
         backbone_params = inner() if inner is not None else list(self.backbone.parameters())
         return [*backbone_params, *self.head.parameters()]
 
+    @property
+    def input_multiple(self) -> int:
+        """Input sides must be multiples of this (ViT patches); ResNets take any size."""
+        return self.backbone.output_stride if isinstance(self.backbone, FeatureAggregator) else 1
+
     def execute(self, x: jt.Var) -> jt.Var:
+        """``x [B, 3, H, W]`` -> ``[B, C+1, ceil(H / s), ceil(W / s)]`` with ``s = output_stride``.
+
+        Sides that are not a multiple of :attr:`input_multiple` are zero-padded at the bottom/right
+        (after normalisation, as SAM pads) and the logits of the padding are cropped off.
+        """
+        height, width = x.shape[2:]
+        m = self.input_multiple
+        if height % m == 0 and width % m == 0:
+            return self._logits(x)
+        logits = self._logits(jt.nn.pad(x, (0, -width % m, 0, -height % m)))
+        s = self.output_stride
+        return logits[:, :, : -(-height // s), : -(-width // s)]
+
+    def _logits(self, x: jt.Var) -> jt.Var:
         if self.freeze_backbone:
             if self.backbone.is_training():
                 _set_eval(self.backbone)

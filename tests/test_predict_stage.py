@@ -122,6 +122,16 @@ def test_test_split_writes_no_match_file(net, data, tmp_path):
     assert not RunLayout.at(tmp_path).match_file("predict", "test").exists()
 
 
+def test_a_vit_backbone_takes_images_that_are_not_multiples_of_its_patch():
+    from models.build import create_backbone
+    from models.segmenter import Segmenter
+
+    net = Segmenter(create_backbone("sam_tiny_adapter"), NUM_CLASSES)
+    net.eval()
+    with jt.no_grad():
+        assert net(jt.randn(1, 3, 40, 56)).shape == (1, NUM_CLASSES + 1, 10, 14)  # stride 4, ceil
+
+
 def test_folder_labels_are_refused(net, data, tmp_path):
     config = PredictConfig(use_folder_labels=True)
     with pytest.raises(FolderLabelsRefusedError, match="not fully unsupervised|fully unsupervised"):
