@@ -15,7 +15,7 @@ RUN ?= runs/$(PRESET)
 DEMO_DATA ?= data/demo
 DATA_DIR := $(if $(DATA),$(DATA),$(DEMO_DATA))
 
-.PHONY: help install test lint format submission demo-data bench bench-score bench-data bench-refine bench-predict clean
+.PHONY: help install test lint format submission train predict refine pack score demo-data bench bench-score bench-data bench-refine bench-predict clean
 
 help:
 	@echo "make install      build .venv with pinned dependencies"
@@ -46,11 +46,41 @@ test: lint
 demo-data: install
 	@if [ -z "$(DATA)" ] && [ ! -f "$(DEMO_DATA)/.complete" ]; then $(LUSS) demo-data $(DEMO_DATA); fi
 
-submission: demo-data
+# Training stages run under mpirun when GPUS > 1 (as root OpenMPI needs --allow-run-as-root).
+MPI_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
+LAUNCH := $(if $(filter-out 1,$(GPUS)),mpirun -np $(GPUS) $(MPI_ROOT_FLAG),)
+SAM_FLAG := $(if $(SAM_CKPT),--sam-checkpoint $(SAM_CKPT),)
+STAGE_ARGS := --preset $(PRESET) --data $(DATA_DIR) --run $(RUN)
+# Refined PNGs are packed when a SAM checkpoint was given, the raw predictions otherwise.
+PACK_FROM := $(if $(SAM_CKPT),$(RUN)/refine,$(RUN)/predict)
+ZIP ?= submissions/$(PRESET).zip
+
+submission: demo-data train predict refine pack
+	@echo "Submission: $(ZIP) (validated). Validation scores: $(PACK_FROM)/validation/."
+
+train: demo-data
 	$(LUSS) validate-data $(DATA_DIR)
-	@echo "The training stages (pretrain, cluster, finetune, predict, refine) are not built yet;"
-	@echo "stopping after data validation. Nothing was trained and no submission was written."
-	@exit 1
+	$(LAUNCH) $(LUSS) pretrain $(STAGE_ARGS) $(SAM_FLAG) --resume
+	$(LAUNCH) $(LUSS) cluster $(STAGE_ARGS) --resume
+	$(LAUNCH) $(LUSS) finetune $(STAGE_ARGS) --resume
+
+predict: install
+	$(LAUNCH) $(LUSS) predict --run $(RUN) --data $(DATA_DIR) --split test
+	$(LAUNCH) $(LUSS) predict --run $(RUN) --data $(DATA_DIR) --split validation
+
+refine: install
+ifeq ($(SAM_CKPT),)
+	@echo "refine: skipped (no SAM checkpoint; pass SAM_CKPT=/path/sam_vit_b_01ec64.pth to run SAM voting)."
+else
+	$(LAUNCH) $(LUSS) refine --run $(RUN) --data $(DATA_DIR) --split test --sam-checkpoint $(SAM_CKPT)
+	$(LAUNCH) $(LUSS) refine --run $(RUN) --data $(DATA_DIR) --split validation --sam-checkpoint $(SAM_CKPT)
+endif
+
+pack: install
+	$(LUSS) pack $(PACK_FROM)/test --data $(DATA_DIR) --match $(PACK_FROM)/validation/match.json --out $(ZIP)
+
+score: install
+	$(LUSS) score $(PACK_FROM)/validation --data $(DATA_DIR) --match $(PACK_FROM)/validation/match.json
 
 bench: bench-score bench-data bench-refine bench-predict
 
