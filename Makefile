@@ -15,7 +15,7 @@ RUN ?= runs/$(PRESET)
 DEMO_DATA ?= data/demo
 DATA_DIR := $(if $(DATA),$(DATA),$(DEMO_DATA))
 
-.PHONY: help install test lint format submission train predict refine pack score demo-data bench bench-score bench-data bench-refine bench-predict clean
+.PHONY: help install test lint format submission train predict refine pack score demo-data bench bench-score bench-data bench-train-step bench-refine bench-predict clean
 
 help:
 	@echo "make install      build .venv with pinned dependencies"
@@ -82,13 +82,16 @@ pack: install
 score: install
 	$(LUSS) score $(PACK_FROM)/validation --data $(DATA_DIR) --match $(PACK_FROM)/validation/match.json
 
-bench: bench-score bench-data bench-refine bench-predict
+bench: bench-score bench-data bench-train-step bench-refine bench-predict
 
 bench-score: install
 	$(PYTHON) bench/bench_score.py
 
 bench-data: install
 	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_data.py
+
+bench-train-step: install
+	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_train_step.py
 
 bench-refine: install
 	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_refine.py
