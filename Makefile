@@ -15,7 +15,7 @@ RUN ?= runs/$(PRESET)
 DEMO_DATA ?= data/demo
 DATA_DIR := $(if $(DATA),$(DATA),$(DEMO_DATA))
 
-.PHONY: help install test lint format submission train predict refine pack score demo-data bench bench-score bench-data bench-train-step bench-refine bench-predict clean
+.PHONY: help install test lint format submission train predict refine pack score report demo-data bench bench-score bench-data bench-train-step bench-refine bench-predict clean
 
 help:
 	@echo "make install      build .venv with pinned dependencies"
@@ -56,6 +56,7 @@ PACK_FROM := $(if $(SAM_CKPT),$(RUN)/refine,$(RUN)/predict)
 ZIP ?= submissions/$(PRESET).zip
 
 submission: demo-data train predict refine pack
+	$(LUSS) report --run $(RUN) --data $(DATA_DIR)
 	@echo "Submission: $(ZIP) (validated). Validation scores: $(PACK_FROM)/validation/."
 
 train: demo-data
@@ -81,6 +82,9 @@ pack: install
 
 score: install
 	$(LUSS) score $(PACK_FROM)/validation --data $(DATA_DIR) --match $(PACK_FROM)/validation/match.json
+
+report: install
+	$(LUSS) report --run $(RUN) --data $(DATA_DIR)
 
 bench: bench-score bench-data bench-train-step bench-refine bench-predict
 

@@ -1,0 +1,41 @@
+"""``luss report``: write the self-contained ``RUN/report.html`` of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command(
+    epilog="The page inlines every figure, so it can be mailed or opened offline. It shows what the run "
+    "holds so far: run it any time, e.g. while training, or after `make submission` (which calls it)."
+)
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="The run folder (RUN/config.yaml, RUN/<stage>/metrics.jsonl, RUN/predict/, RUN/refine/).",
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="ImageNet-S root: validation images and their ground truth for the scores and overlays.",
+)
+@click.option(
+    "--workers", type=click.IntRange(min=0), default=0, show_default=True, help="Scoring processes."
+)
+def report(run_dir: Path, data: Path, workers: int) -> None:
+    """Write RUN/report.html: config, per-stage metrics and loss curves, the threshold sweep,
+    validation scores with per-class IoU (raw and refined), and overlays of a few validation images
+    (raw, refined, ground truth).
+
+    \b
+    luss report --run runs/demo --data data/demo
+    """
+    from tools.report import write_run_report
+
+    path = write_run_report(run_dir, data, workers=workers)
+    click.echo(f"Wrote {path}")

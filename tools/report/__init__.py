@@ -1,0 +1,5 @@
+"""``RUN/report.html``: one self-contained page per run (config, metrics, curves, IoU, overlays)."""
+
+from tools.report.html_report import write_run_report
+
+__all__ = ["write_run_report"]
