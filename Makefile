@@ -15,7 +15,7 @@ RUN ?= runs/$(PRESET)
 DEMO_DATA ?= data/demo
 DATA_DIR := $(if $(DATA),$(DATA),$(DEMO_DATA))
 
-.PHONY: help install test lint format submission train predict refine pack score report demo-data bench bench-score bench-data bench-train-step bench-refine bench-predict clean
+.PHONY: help install test lint format submission train predict refine pack score report demo-data bench bench-score bench-data bench-train-step bench-refine bench-predict bench-pipeline clean
 
 help:
 	@echo "make install      build .venv with pinned dependencies"
@@ -86,7 +86,7 @@ score: install
 report: install
 	$(LUSS) report --run $(RUN) --data $(DATA_DIR)
 
-bench: bench-score bench-data bench-train-step bench-refine bench-predict
+bench: bench-score bench-data bench-train-step bench-refine bench-predict bench-pipeline
 
 bench-score: install
 	$(PYTHON) bench/bench_score.py
@@ -102,6 +102,9 @@ bench-refine: install
 
 bench-predict: install
 	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_predict.py
+
+bench-pipeline: install
+	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_pipeline.py --fresh
 
 clean:
 	rm -rf .pytest_cache .ruff_cache build *.egg-info
