@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from tools.atomic_io import atomic_write_bytes
-from tools.clustering.ncut import saliency_map
+from tools.clustering.ncut import maskcut, saliency_map
 from tools.config.schema import LussConfig
 from tools.data.imagenet_s import Sample
 from tools.data.images import load_rgb_image
@@ -30,6 +30,19 @@ def saliency_png_bytes(mask: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray((np.asarray(mask) > 0.5).astype(np.uint8) * 255).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def crf_saliency(image: np.ndarray, feats: np.ndarray, cfg) -> np.ndarray:
+    """MaskCut masks nearest-upsampled to the ``[S, S]`` input, each cleaned by the dense CRF
+    (dropped when it changes too much), minus earlier masks; their union as ``[S, S]`` {0, 1}."""
+    from tools.clustering.crf import crf_or_drop
+
+    size = image.shape[0]
+    union = np.zeros(image.shape[:2], bool)
+    for mask in maskcut(feats, cfg.num_masks, cfg.tau):
+        up = np.asarray(Image.fromarray(mask.astype(np.uint8)).resize((size, size), Image.NEAREST)) > 0
+        union |= crf_or_drop(image, up & ~union)
+    return union.astype(np.float32)
 
 
 def write_saliency_maps(
@@ -46,9 +59,9 @@ def write_saliency_maps(
             "features) or 'sam' (the frozen SAM encoder of a sam_* model.arch)."
         )
     if cfg.crf:
-        raise LussError(
-            "cluster.saliency.crf=true needs a dense CRF, which luss does not ship yet; set it false."
-        )
+        from tools.clustering.crf import _densecrf
+
+        _densecrf()  # fail now, naming the package, rather than after the first image
     stage_one = layout.final_checkpoint("pretrain")
     if not stage_one.is_file():
         raise LussError(f"{stage_one}: no Stage-1 checkpoint; run `luss pretrain` with this --run first.")
@@ -75,7 +88,10 @@ def write_saliency_maps(
                 image = load_rgb_image(s.image_path)
                 x = to_normalized_chw(image.resize((size, size), Image.BILINEAR))[None]
                 feats = extract(jt.array(x)).numpy()[0]
-                grid = saliency_map(feats, cfg.num_masks, cfg.tau)
+                if cfg.crf:
+                    grid = crf_saliency(np.asarray(image.resize((size, size), Image.BILINEAR)), feats, cfg)
+                else:
+                    grid = saliency_map(feats, cfg.num_masks, cfg.tau)
                 full = Image.fromarray(grid.astype(np.uint8)).resize(image.size, Image.NEAREST)
                 atomic_write_bytes(target, saliency_png_bytes(np.asarray(full)))
                 written += 1
