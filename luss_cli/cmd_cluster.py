@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tools.config.loader import preset_names
+from luss_cli.options import overrides_option, preset_option
 
 STEP_CHOICES = ["saliency", "attention", "kmeans", "labels"]
 
@@ -20,12 +20,7 @@ STEP_CHOICES = ["saliency", "attention", "kmeans", "labels"]
     "report.json (NMI, cluster accuracy, chosen t), validation/<wnid>/<stem>.png+.npy (raw labels and "
     "attention, for `luss score --curve`), pseudo-labels/train/<wnid>/<stem>.png (for `luss finetune`).",
 )
-@click.option(
-    "--preset",
-    default="demo",
-    show_default=True,
-    help=f"Config preset ({', '.join(preset_names())}) or the path of a YAML file.",
-)
+@preset_option
 @click.option(
     "--data",
     required=True,
@@ -49,13 +44,7 @@ STEP_CHOICES = ["saliency", "attention", "kmeans", "labels"]
     "cluster.saliency.enabled).",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted pixel-attention training.")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a config value, repeatable, e.g. --set cluster.nredo=10 --set cluster.t_step=0.05.",
-)
+@overrides_option("--set cluster.nredo=10 --set cluster.t_step=0.05")
 def cluster(
     preset: str, data: Path, run_dir: Path, steps: tuple[str, ...], resume: bool, overrides: tuple[str, ...]
 ):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from luss_cli.options import overrides_option, preset_option
+
 
 @click.command(
     "finetune",
@@ -13,12 +15,7 @@ import click
     epilog="Interrupted (Ctrl-C, SIGTERM)? The position is saved; rerun with --resume. A finished stage "
     "(RUN/finetune/.done) is skipped. Multi-GPU: mpirun -np N luss finetune ... (batch sizes are global).",
 )
-@click.option(
-    "--preset",
-    default="demo",
-    show_default=True,
-    help="Config preset (configs/<name>.yaml) or a YAML file: demo, luss50-pass, luss50-sampass, ...",
-)
+@preset_option
 @click.option(
     "--data",
     required=True,
@@ -35,14 +32,7 @@ import click
 @click.option(
     "--resume", is_flag=True, help="Continue an interrupted finetune from RUN/finetune/checkpoints."
 )
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a config value, e.g. --set finetune.loop.epochs=2 --set finetune.head=last_layer. "
-    "Repeatable.",
-)
+@overrides_option("--set finetune.loop.epochs=2 --set finetune.head=last_layer")
 def finetune(preset: str, data: Path, run_dir: Path, resume: bool, overrides: tuple[str, ...]) -> None:
     """Train the segmenter on the pseudo-labels of `luss cluster` (Stage 3).
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tools.config.loader import preset_names
+from luss_cli.options import overrides_option, preset_option
 
 
 @click.command(
@@ -17,12 +17,7 @@ from tools.config.loader import preset_names
     "divide by the number of ranks. A killed run (Ctrl-C, SIGTERM, a scheduler) saves its position; rerun "
     "with --resume to continue exactly where it stopped. A finished stage (RUN/pretrain/.done) is skipped.",
 )
-@click.option(
-    "--preset",
-    default="demo",
-    show_default=True,
-    help=f"Config preset ({', '.join(preset_names())}) or the path of a YAML file.",
-)
+@preset_option
 @click.option(
     "--data",
     required=True,
@@ -42,14 +37,7 @@ from tools.config.loader import preset_names
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="SAM weights (sam_vit_b_01ec64.pth) for model.arch sam_vit_b_adapter; the encoder stays frozen.",
 )
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a config value, repeatable, e.g. --set pretrain.loop.epochs=5 "
-    "--set pretrain.crops.sizes=[96,48].",
-)
+@overrides_option("--set pretrain.loop.epochs=5 --set pretrain.crops.sizes=[96,48]")
 def pretrain(
     preset: str,
     data: Path,

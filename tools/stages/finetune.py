@@ -9,14 +9,12 @@ bilinearly resized to the label size. The log reports pixel accuracy against the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tools.atomic_io import atomic_write_json
 from tools.config.loader import config_to_dict, save_config
 from tools.config.schema import LussConfig
 from tools.data.imagenet_s import ImageNetS
@@ -25,6 +23,7 @@ from tools.engine.trainer import FitResult, StepInfo
 from tools.errors import DatasetError, LussError
 from tools.predict.labels import nearest_resize_labels
 from tools.run_layout import RunLayout
+from tools.stages.common import finished_stage, global_batch_loader, mark_stage_done
 
 STAGE = "finetune"
 
@@ -111,20 +110,8 @@ class FinetuneTask:
         return self.model.trainable_parameters()
 
     def build_loader(self, world, seed: int):
-        from tools.data.loader import BatchLoader
-
-        loop = self.cfg.loop
         self.dataset.seed = seed
-        return BatchLoader(
-            self.dataset,
-            world.local_batch(loop.batch_size),
-            rank=world.rank,
-            world_size=world.size,
-            shuffle=True,
-            seed=seed,
-            num_workers=loop.workers,
-            drop_last=True,
-        )
+        return global_batch_loader(self.dataset, STAGE, self.cfg.loop, world, seed)
 
     def set_train_mode(self) -> None:
         self.model.train()
@@ -168,16 +155,9 @@ def run_finetune(
 
     layout = RunLayout.at(run_dir)
     stage_dir = layout.stage_dir(STAGE)
-    marker = layout.done_marker(STAGE)
-    if marker.is_file():
-        done = json.loads(marker.read_text() or "{}")
-        say(f"finetune: already done ({marker}); skipping. Use a new --run to train again.")
-        return FitResult(
-            Path(done.get("final_checkpoint", layout.final_checkpoint(STAGE))),
-            int(done.get("iterations", 0)),
-            True,
-            dict(done.get("last_metrics", {})),
-        )
+    finished = finished_stage(layout, STAGE, say)
+    if finished is not None:
+        return finished
     dataset = ImageNetS(data_root)
     if not dataset.has_split("train"):
         raise DatasetError(f"{dataset.split_dir('train')}: no train/ folder; Stage 3 trains on DATA/train.")
@@ -200,14 +180,5 @@ def run_finetune(
     task = FinetuneTask(config, pairs, segmenter)
     result = fit(task, f.loop, stage_dir, resume, config_to_dict(config), stop_after_iterations)
     if result.completed and world.is_main:
-        atomic_write_json(
-            marker,
-            {
-                "stage": STAGE,
-                "final_checkpoint": str(result.final_checkpoint),
-                "num_classes": num_classes,
-                "iterations": result.iterations,
-                "last_metrics": result.last_metrics,
-            },
-        )
+        mark_stage_done(layout, STAGE, result, num_classes=num_classes)
     return result

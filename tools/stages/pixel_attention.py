@@ -20,6 +20,7 @@ from tools.engine.distributed import World
 from tools.engine.trainer import StepInfo
 from tools.errors import LussError
 from tools.predict.preprocess import to_normalized_chw
+from tools.stages.common import global_batch_loader
 
 STAGE_ONE_ONLY = ("projection_head_pixel.", "predictor_head_pixel.", "shallow.")
 
@@ -109,7 +110,6 @@ class PixelAttentionTask:
         return self.model.trainable_parameters()
 
     def build_loader(self, world: World, seed: int):
-        from tools.data.loader import BatchLoader
         from tools.data.multicrop import MultiCropDataset, MultiCropSpec
 
         crops = self.cfg.crops
@@ -123,20 +123,7 @@ class PixelAttentionTask:
             dataset = SaliencyCropDataset(
                 dataset, self.samples, self.saliency_dir, self.cfg.saliency_image_size
             )
-        if len(dataset) < self.cfg.loop.batch_size:
-            raise LussError(
-                f"pixel_attention: {len(dataset)} train images give no full global batch of "
-                f"{self.cfg.loop.batch_size}; lower --set pixel_attention.loop.batch_size."
-            )
-        return BatchLoader(
-            dataset,
-            self.batch_local,
-            rank=world.rank,
-            world_size=world.size,
-            shuffle=True,
-            seed=seed,
-            num_workers=self.cfg.loop.workers,
-        )
+        return global_batch_loader(dataset, "pixel_attention", self.cfg.loop, world, seed)
 
     def set_train_mode(self) -> None:
         self.model.train()

@@ -6,12 +6,10 @@ writes ``RUN/config.yaml``, trains into ``RUN/pretrain/`` with the shared engine
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tools.atomic_io import atomic_write_json
 from tools.config.loader import config_to_dict, save_config
 from tools.config.schema import LussConfig
 from tools.data.imagenet_s import ImageNetS
@@ -19,6 +17,7 @@ from tools.engine.distributed import World
 from tools.engine.trainer import FitResult, StepInfo
 from tools.errors import DatasetError, LussError
 from tools.run_layout import RunLayout
+from tools.stages.common import finished_stage, global_batch_loader, mark_stage_done
 
 STAGE = "pretrain"
 
@@ -96,7 +95,6 @@ class PretrainTask:
         return [p for p in self.model.parameters() if not p.is_stop_grad()]
 
     def build_loader(self, world: World, seed: int):
-        from tools.data.loader import BatchLoader
         from tools.data.multicrop import MultiCropDataset, MultiCropSpec
 
         crops = self.cfg.crops
@@ -109,20 +107,7 @@ class PretrainTask:
         self.world = world
         self.batch_local = world.local_batch(self.cfg.loop.batch_size)
         dataset = MultiCropDataset(self.images, spec, self.cfg.grid_size, seed)
-        if len(dataset) < self.cfg.loop.batch_size:
-            raise LussError(
-                f"pretrain: {len(dataset)} train images give no full global batch of "
-                f"{self.cfg.loop.batch_size}; lower --set pretrain.loop.batch_size."
-            )
-        return BatchLoader(
-            dataset,
-            self.batch_local,
-            rank=world.rank,
-            world_size=world.size,
-            shuffle=True,
-            seed=seed,
-            num_workers=self.cfg.loop.workers,
-        )
+        return global_batch_loader(dataset, STAGE, self.cfg.loop, world, seed)
 
     def set_train_mode(self) -> None:
         self.model.train()  # a frozen SAM encoder puts itself back in eval mode (FeatureAggregator)
@@ -218,16 +203,9 @@ def run_pretrain(
 
     layout = RunLayout.at(run_dir)
     stage_dir = layout.stage_dir(STAGE)
-    marker = layout.done_marker(STAGE)
-    if marker.is_file():
-        done = json.loads(marker.read_text() or "{}")
-        say(f"pretrain: already done ({marker}); skipping. Use a new --run to train again.")
-        return FitResult(
-            Path(done.get("final_checkpoint", stage_dir / "checkpoints" / "final.pkl")),
-            int(done.get("iterations", 0)),
-            True,
-            dict(done.get("last_metrics", {})),
-        )
+    finished = finished_stage(layout, STAGE, say)
+    if finished is not None:
+        return finished
     images = train_images(data_root)
     world = jittor_world()
     if world.is_main:
@@ -235,13 +213,5 @@ def run_pretrain(
     task = PretrainTask(config, images)
     result = fit(task, config.pretrain.loop, stage_dir, resume, config_to_dict(config), stop_after_iterations)
     if result.completed and world.is_main:
-        atomic_write_json(
-            marker,
-            {
-                "stage": STAGE,
-                "final_checkpoint": str(result.final_checkpoint),
-                "iterations": result.iterations,
-                "last_metrics": result.last_metrics,
-            },
-        )
+        mark_stage_done(layout, STAGE, result)
     return result

@@ -1,0 +1,64 @@
+"""What the training stages share around the engine: the ``.done`` marker and the global-batch loader."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tools.atomic_io import atomic_write_json
+from tools.config.schema import LoopConfig
+from tools.data.loader import BatchLoader
+from tools.engine.distributed import World
+from tools.engine.trainer import FitResult
+from tools.errors import LussError
+from tools.run_layout import RunLayout
+
+
+def finished_stage(layout: RunLayout, stage: str, say: Callable[[str], None]) -> FitResult | None:
+    """The recorded result when ``RUN/<stage>/.done`` exists (and says so), else ``None``."""
+    marker = layout.done_marker(stage)
+    if not marker.is_file():
+        return None
+    done = json.loads(marker.read_text() or "{}")
+    say(f"{stage}: already done ({marker}); skipping. Use a new --run to train again.")
+    return FitResult(
+        Path(done.get("final_checkpoint", layout.final_checkpoint(stage))),
+        int(done.get("iterations", 0)),
+        True,
+        dict(done.get("last_metrics", {})),
+    )
+
+
+def mark_stage_done(layout: RunLayout, stage: str, result: FitResult, **extra: Any) -> None:
+    """Write ``RUN/<stage>/.done`` (atomically, last) recording the final checkpoint and metrics."""
+    atomic_write_json(
+        layout.done_marker(stage),
+        {
+            "stage": stage,
+            "final_checkpoint": str(result.final_checkpoint),
+            **extra,
+            "iterations": result.iterations,
+            "last_metrics": result.last_metrics,
+        },
+    )
+
+
+def global_batch_loader(dataset, stage: str, loop: LoopConfig, world: World, seed: int) -> BatchLoader:
+    """This rank's shuffled share of every global batch of ``dataset`` (one full batch at least)."""
+    batch_local = world.local_batch(loop.batch_size)
+    if len(dataset) < loop.batch_size:
+        raise LussError(
+            f"{stage}: {len(dataset)} train images give no full global batch of {loop.batch_size}; "
+            f"lower --set {stage}.loop.batch_size."
+        )
+    return BatchLoader(
+        dataset,
+        batch_local,
+        rank=world.rank,
+        world_size=world.size,
+        shuffle=True,
+        seed=seed,
+        num_workers=loop.workers,
+    )
