@@ -15,7 +15,7 @@ RUN ?= runs/$(PRESET)
 DEMO_DATA ?= data/demo
 DATA_DIR := $(if $(DATA),$(DATA),$(DEMO_DATA))
 
-.PHONY: help install test lint format submission train predict refine pack score report demo-data bench bench-score bench-data bench-train-step bench-refine bench-predict bench-pipeline clean
+.PHONY: help install test lint format submission train predict refine pack score report demo-data bench bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline clean
 
 help:
 	@echo "make install      build .venv with pinned dependencies"
@@ -86,7 +86,7 @@ score: install
 report: install
 	$(LUSS) report --run $(RUN) --data $(DATA_DIR)
 
-bench: bench-score bench-data bench-train-step bench-refine bench-predict bench-pipeline
+bench: bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline
 
 bench-score: install
 	$(PYTHON) bench/bench_score.py
@@ -96,6 +96,9 @@ bench-data: install
 
 bench-train-step: install
 	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_train_step.py
+
+bench-cluster: install
+	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_cluster.py
 
 bench-refine: install
 	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_refine.py
