@@ -67,6 +67,15 @@ class SwAVQueue:
     def state_dict(self) -> dict:
         return {"rows": np.stack([r.numpy() for r in self.rows]), "in_use": self.in_use}
 
+    @classmethod
+    def restore(cls, saved: dict | None, num_assigned: int, feat_dim: int) -> SwAVQueue | None:
+        """The queue a :meth:`state_dict` describes (its length included); ``None`` when none was saved."""
+        if saved is None:
+            return None
+        queue = cls(num_assigned, int(np.shape(saved["rows"])[1]), feat_dim)
+        queue.load_state_dict(saved)
+        return queue
+
     def load_state_dict(self, state: dict) -> None:
         rows = np.asarray(state["rows"], dtype=np.float32)
         expected = (len(self.rows), self.length, self.feat_dim)

@@ -190,9 +190,4 @@ class PixelAttentionTask:
         from models.losses import SwAVQueue
 
         saved = state.get("queue")
-        if saved is None:
-            self.queue = None
-            return
-        length = int(saved["rows"].shape[1])
-        self.queue = SwAVQueue(len(self.crops_for_assign), length, self.config.model.feat_dim)
-        self.queue.load_state_dict(saved)
+        self.queue = SwAVQueue.restore(saved, len(self.crops_for_assign), self.config.model.feat_dim)

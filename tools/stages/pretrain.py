@@ -177,14 +177,9 @@ class PretrainTask:
     def load_extra_state(self, state: dict[str, Any]) -> None:
         from models.losses import SwAVQueue
 
-        saved = state.get("queue")
-        if saved is None:
-            self.queue = None
-            return
-        length = int(saved["rows"].shape[1])
-        self.queue = SwAVQueue(len(self.cfg.crops_for_assign), length, self.config.model.feat_dim)
+        assigned, feat_dim = len(self.cfg.crops_for_assign), self.config.model.feat_dim
         try:
-            self.queue.load_state_dict(saved)
+            self.queue = SwAVQueue.restore(state.get("queue"), assigned, feat_dim)
         except ValueError as exc:
             raise LussError(f"pretrain: cannot resume the SwAV queue: {exc}") from None
 
