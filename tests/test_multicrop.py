@@ -110,3 +110,17 @@ def test_batches_through_the_loader(gradient_image):
     crops, grid_q, grid_k, overlaps = next(iter(BatchLoader(ds, 2, num_workers=1)))
     assert [c.shape for c in crops] == [(2, 3, 32, 32)] * 2 + [(2, 3, 16, 16)] * 2
     assert grid_q.shape == grid_k.shape == (2, 7, 7, 2) and overlaps.shape == (2,)
+
+
+def test_colour_strength_scales_the_swav_jitter_and_reaches_the_crop_spec():
+    from tools.config.loader import load_config
+    from tools.errors import LussError
+    from tools.stages.common import multicrop_spec
+
+    assert ColorJitterSpec.swav(1.0) == ColorJitterSpec()
+    assert ColorJitterSpec.swav(0.5) == ColorJitterSpec(0.4, 0.4, 0.4, 0.1)
+    spec = multicrop_spec(load_config("demo", ["pretrain.crops.color_strength=0.5"]).pretrain.crops)
+    assert spec.jitter == ColorJitterSpec.swav(0.5)
+    assert spec.grayscale_p == 0.0  # the demo preset turns grayscale off
+    with pytest.raises(LussError, match="colour strength"):
+        multicrop_spec(load_config("demo", ["pretrain.crops.color_strength=3"]).pretrain.crops)

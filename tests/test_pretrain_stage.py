@@ -26,6 +26,9 @@ TINY = [
     "pretrain.loop.log_every=1",
     "pretrain.loop.checkpoint_freq=1",
     "pretrain.loop.optim.warmup_epochs=0",
+    # The reference augmentation, not the demo's weak one: these tests must not move with the demo preset.
+    "pretrain.crops.color_strength=1.0",
+    "pretrain.crops.grayscale_p=0.2",
 ]
 
 
@@ -116,3 +119,16 @@ def test_empty_train_folder_names_the_path(tmp_path):
     with pytest.raises(LussError, match=str(tmp_path / "data" / "train")):
         run_pretrain(_config(), tmp_path / "data", tmp_path / "run", say=lambda m: None)
     assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+@pytest.mark.slow
+def test_demo_preset_swav_falls_below_log_k(tmp_path):
+    """The demo recipe learns: after 4 of its 6 epochs the epoch SwAV loss is clearly below ln K."""
+    demo = generate_demo_dataset(tmp_path / "data", DemoSpec(), progress=False)
+    config = load_config("demo", ["pretrain.loop.epochs=4", "pretrain.loop.workers=0"])
+    run_pretrain(config, demo, tmp_path / "run", say=lambda _msg: None)
+    lines = (tmp_path / "run" / "pretrain" / "metrics.jsonl").read_text().splitlines()
+    epochs = [json.loads(line) for line in lines if "epoch_end" in json.loads(line)]
+    log_k = np.log(config.model.num_prototypes)
+    assert epochs[0]["epoch_swav"] > epochs[-1]["epoch_swav"]
+    assert epochs[-1]["epoch_swav"] < log_k - 0.03, [e["epoch_swav"] for e in epochs]

@@ -51,10 +51,20 @@ class ModelConfig:
 
 @dataclass
 class CropConfig:
+    """Multi-crop groups and the SwAV photometric augmentations applied to every crop.
+
+    ``color_strength`` is SwAV's colour-distortion strength ``s`` (jitter 0.8 s, hue 0.2 s, applied with
+    probability 0.8); 1.0 is the reference recipe. Tiny datasets trained for a few hundred steps may need
+    less: on the demo, full-strength jitter leaves swapped prediction unable to match two views.
+    """
+
     sizes: list[int] = field(default_factory=lambda: [224, 96])
     counts: list[int] = field(default_factory=lambda: [2, 6])
     min_scales: list[float] = field(default_factory=lambda: [0.14, 0.05])
     max_scales: list[float] = field(default_factory=lambda: [1.0, 0.14])
+    color_strength: float = 1.0
+    grayscale_p: float = 0.2
+    blur_p: float = 0.5
 
 
 @dataclass

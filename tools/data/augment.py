@@ -29,6 +29,13 @@ class ColorJitterSpec:
     hue: float = 0.2
     p: float = 0.8
 
+    @classmethod
+    def swav(cls, strength: float = 1.0, p: float = 0.8) -> ColorJitterSpec:
+        """SwAV's ``get_color_distortion(s)``: brightness, contrast, saturation ``0.8 s``, hue ``0.2 s``."""
+        if strength < 0 or 0.2 * strength > 0.5:
+            raise ValueError(f"colour strength must be in [0, 2.5] (hue 0.2 s <= 0.5), got {strength}")
+        return cls(0.8 * strength, 0.8 * strength, 0.8 * strength, 0.2 * strength, p)
+
 
 def adjust_hue(img: Image.Image, hue_factor: float) -> Image.Image:
     """Rotate hue by ``hue_factor`` of a turn (``[-0.5, 0.5]``), as torchvision's PIL ``adjust_hue``."""

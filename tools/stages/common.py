@@ -1,4 +1,5 @@
-"""What the training stages share around the engine: the ``.done`` marker and the global-batch loader."""
+"""What the training stages share around the engine: the ``.done`` marker, the global-batch loader and
+the multi-crop spec of a crop config."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from tools.atomic_io import atomic_write_json
-from tools.config.schema import LoopConfig
+from tools.config.schema import CropConfig, LoopConfig
 from tools.data.loader import BatchLoader
+from tools.data.multicrop import MultiCropSpec
 from tools.engine.distributed import World
 from tools.engine.trainer import FitResult
 from tools.errors import LussError
@@ -62,3 +64,21 @@ def global_batch_loader(dataset, stage: str, loop: LoopConfig, world: World, see
         seed=seed,
         num_workers=loop.workers,
     )
+
+
+def multicrop_spec(crops: CropConfig) -> MultiCropSpec:
+    """The :class:`MultiCropSpec` of a ``crops`` config section (groups and photometric strengths)."""
+    from tools.data.augment import ColorJitterSpec
+
+    try:
+        return MultiCropSpec(
+            sizes=tuple(crops.sizes),
+            counts=tuple(crops.counts),
+            min_scales=tuple(crops.min_scales),
+            max_scales=tuple(crops.max_scales),
+            jitter=ColorJitterSpec.swav(crops.color_strength),
+            grayscale_p=crops.grayscale_p,
+            blur_p=crops.blur_p,
+        )
+    except ValueError as exc:
+        raise LussError(f"crops: {exc}") from None

@@ -20,7 +20,7 @@ from tools.engine.distributed import World
 from tools.engine.trainer import StepInfo
 from tools.errors import LussError
 from tools.predict.preprocess import to_normalized_chw
-from tools.stages.common import global_batch_loader
+from tools.stages.common import global_batch_loader, multicrop_spec
 
 STAGE_ONE_ONLY = ("projection_head_pixel.", "predictor_head_pixel.", "shallow.")
 
@@ -110,12 +110,9 @@ class PixelAttentionTask:
         return self.model.trainable_parameters()
 
     def build_loader(self, world: World, seed: int):
-        from tools.data.multicrop import MultiCropDataset, MultiCropSpec
+        from tools.data.multicrop import MultiCropDataset
 
-        crops = self.cfg.crops
-        spec = MultiCropSpec(
-            tuple(crops.sizes), tuple(crops.counts), tuple(crops.min_scales), tuple(crops.max_scales)
-        )
+        spec = multicrop_spec(self.cfg.crops)
         self.world = world
         self.batch_local = world.local_batch(self.cfg.loop.batch_size)
         dataset: Any = MultiCropDataset([s.image_path for s in self.samples], spec, 7, seed)

@@ -17,7 +17,7 @@ from tools.engine.distributed import World
 from tools.engine.trainer import FitResult, StepInfo
 from tools.errors import DatasetError, LussError
 from tools.run_layout import RunLayout
-from tools.stages.common import finished_stage, global_batch_loader, mark_stage_done
+from tools.stages.common import finished_stage, global_batch_loader, mark_stage_done, multicrop_spec
 
 STAGE = "pretrain"
 
@@ -95,15 +95,9 @@ class PretrainTask:
         return [p for p in self.model.parameters() if not p.is_stop_grad()]
 
     def build_loader(self, world: World, seed: int):
-        from tools.data.multicrop import MultiCropDataset, MultiCropSpec
+        from tools.data.multicrop import MultiCropDataset
 
-        crops = self.cfg.crops
-        spec = MultiCropSpec(
-            sizes=tuple(crops.sizes),
-            counts=tuple(crops.counts),
-            min_scales=tuple(crops.min_scales),
-            max_scales=tuple(crops.max_scales),
-        )
+        spec = multicrop_spec(self.cfg.crops)
         self.world = world
         self.batch_local = world.local_batch(self.cfg.loop.batch_size)
         dataset = MultiCropDataset(self.images, spec, self.cfg.grid_size, seed)
