@@ -95,7 +95,7 @@ bench-data: install
 	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_data.py
 
 bench-train-step: install
-	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_train_step.py
+	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_train_step.py --profile
 
 bench-cluster: install
 	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_cluster.py

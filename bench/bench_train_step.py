@@ -1,13 +1,16 @@
 """Benchmark one Stage-1-style train step of ResNet-18 (batch 8, 224x224): our Jittor code vs PyTorch.
 
-    .venv/bin/python bench/bench_train_step.py [--batch 8] [--size 224] [--steps 10] [--warmup 3]
+    .venv/bin/python bench/bench_train_step.py [--batch 8] [--size 224] [--steps 10] [--warmup 3] [--profile]
 
 Both frameworks run the same network shape (torchvision's ResNet-18 layout, 512-d features), the same
 loss (a linear classifier on pooled features, cross-entropy on fixed random labels) and SGD with
-momentum, on the same CPU, one after the other in this process. Our side is `models.resnet.resnet18`
-with the engine's optimiser (`tools.engine.optimizer.SGDLarc`). Then the SAMPASS 2x224 multi-crop
-loader (`tools.data.loader.BatchLoader`, 2 workers) is timed on ImageNet-size JPEGs, and compared with
-what the Jittor step consumes (images per second). Prints a table; never fails on time.
+momentum, on the same CPU in this process, timed in alternating rounds (median per side). Our side is
+`models.resnet.resnet18` with the engine's optimiser (`tools.engine.optimizer.SGDLarc`). Then the
+SAMPASS 2x224 multi-crop loader (`tools.data.loader.BatchLoader`, 2 workers) is timed on ImageNet-size
+JPEGs, and compared with what the Jittor step consumes (images per second). Prints a table; never
+fails on time.
+``--profile`` adds where the Jittor step's time goes (oneDNN convolutions vs fused element-wise and
+reduction kernels such as BatchNorm), from Jittor's own profiler.
 Target (issue): Jittor >= 0.8x PyTorch; data wait < 5 % of the step time.
 """
 
@@ -23,8 +26,8 @@ from rich.console import Console
 from rich.table import Table
 
 
-def time_jittor(batch: int, size: int, steps: int, warmup: int) -> float:
-    """Seconds per train step of our Jittor ResNet-18."""
+def jittor_step(batch: int, size: int):
+    """One train step of our Jittor ResNet-18 (a callable that returns when the step has run)."""
     from tools.runtime import configure_runtime
 
     configure_runtime()
@@ -50,16 +53,48 @@ def time_jittor(batch: int, size: int, steps: int, warmup: int) -> float:
         optimizer.step(loss, 0.1)
         jt.sync_all(True)
 
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
+    return step
+
+
+def jittor_breakdown(step, steps: int) -> dict[str, float]:
+    """``{kernel kind: ms per step}`` of ``steps`` Jittor steps, from Jittor's profiler."""
+    import jittor as jt
+
+    jt.profiler.start(0, 0)
     for _ in range(steps):
         step()
-    return (time.perf_counter() - start) / steps
+    jt.profiler.stop()
+    return kernel_breakdown(jt.profiler.report(), steps)
 
 
-def time_torch(batch: int, size: int, steps: int, warmup: int) -> float:
-    """Seconds per train step of torchvision's ResNet-18 with the same head, loss and optimiser."""
+def kernel_kind(name: str) -> str:
+    """A readable group for one Jittor profiler row (its kernel key)."""
+    for prefix, kind in (
+        ("mkl_conv_backward_w", "conv backward (weights), oneDNN"),
+        ("mkl_conv_backward_x", "conv backward (input), oneDNN"),
+        ("mkl_conv", "conv forward, oneDNN"),
+        ("mkl_matmul", "matmul, oneDNN"),
+        ("code", "code-op kernels (e.g. max pooling)"),
+    ):
+        if name.startswith(prefix):
+            return kind
+    if "reduce" in name:
+        return "fused kernels with a reduction (BatchNorm statistics)"
+    return "fused element-wise kernels (BN apply, ReLU, SGD)"
+
+
+def kernel_breakdown(report: list, steps: int) -> dict[str, float]:
+    """``{kernel kind: ms per step}`` from ``jt.profiler.report()`` (a header row, then a row per kernel)."""
+    column = report[0].index("TotalTime")  # nanoseconds
+    totals: dict[str, float] = {}
+    for row in report[1:]:
+        kind = kernel_kind(str(row[0]))
+        totals[kind] = totals.get(kind, 0.0) + float(row[column]) / 1e6 / steps
+    return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+
+def torch_step(batch: int, size: int):
+    """One train step of torchvision's ResNet-18 with the same head, loss and optimiser."""
     import torch
     import torchvision
 
@@ -79,12 +114,25 @@ def time_torch(batch: int, size: int, steps: int, warmup: int) -> float:
         loss.backward()
         optimizer.step()
 
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
+    return step
+
+
+def time_interleaved(steps: dict, per_round: int, rounds: int, warmup: int) -> dict[str, float]:
+    """Median seconds per step of each callable, timed in alternating rounds of ``per_round`` steps.
+
+    Alternating keeps a change in background load (2 shared cores) from landing on one side only.
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(per_round):
+                step()
+            samples[name].append((time.perf_counter() - start) / per_round)
+    return {name: float(np.median(values)) for name, values in samples.items()}
 
 
 def loader_images_per_second(batch: int, images: int, workers: int) -> float:
@@ -105,14 +153,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=4, help="steps per timing round")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating Jittor/PyTorch rounds")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--loader-images", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--profile", action="store_true", help="also print where the Jittor step's time goes")
     args = parser.parse_args()
 
-    jittor_s = time_jittor(args.batch, args.size, args.steps, args.warmup)
-    torch_s = time_torch(args.batch, args.size, args.steps, args.warmup)
+    steps = {"jittor": jittor_step(args.batch, args.size), "torch": torch_step(args.batch, args.size)}
+    seconds = time_interleaved(steps, args.steps, args.rounds, args.warmup)
+    jittor_s, torch_s = seconds["jittor"], seconds["torch"]
+    breakdown = jittor_breakdown(steps["jittor"], args.steps) if args.profile else {}
     loader_rate = loader_images_per_second(args.batch, args.loader_images, args.workers)
     consumed = args.batch / jittor_s  # images/s the Jittor step eats
     # With the loader running ahead in worker processes, the step waits only for the shortfall.
@@ -130,6 +182,15 @@ def main() -> None:
         f"loader 2x224, {args.workers} workers", "-", f"{loader_rate:.1f}", f"data wait {wait:.1%} (< 5 %)"
     )
     Console().print(table)
+    if breakdown:
+        kinds = Table(title="Jittor step by kernel kind (Jittor profiler)")
+        kinds.add_column("kernels")
+        kinds.add_column("ms/step", justify="right")
+        kinds.add_column("share", justify="right")
+        total = sum(breakdown.values())
+        for kind, ms in breakdown.items():
+            kinds.add_row(kind, f"{ms:.1f}", f"{ms / total:.0%}")
+        Console().print(kinds)
 
 
 if __name__ == "__main__":
