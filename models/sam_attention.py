@@ -1,5 +1,7 @@
 """Helpers of the SAM ViT encoder: window partition, decomposed relative positions, resize matrices.
 
+The bicubic position-embedding resize also serves the DINO ViT (:mod:`models.dino_vit`).
+
 Resizing (the 1-D linear resize of relative-position tables, the 2-D bicubic resize of the absolute
 position embedding) is done with constant interpolation matrices built in numpy. They reproduce
 PyTorch's ``F.interpolate(..., mode="linear" | "bicubic", align_corners=False)`` exactly (same source
@@ -42,12 +44,17 @@ def _cubic_weights(t: float, a: float = -0.75) -> tuple[float, float, float, flo
 
 
 @lru_cache(maxsize=64)
-def bicubic_resize_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """``[out, in]`` float32 matrix: one axis of torch's bicubic resize (align_corners=False, A=-0.75)."""
-    if in_size == out_size:
+def bicubic_resize_matrix(in_size: int, out_size: int, src_step: float | None = None) -> np.ndarray:
+    """``[out, in]`` float32 matrix: one axis of torch's bicubic resize (align_corners=False, A=-0.75).
+
+    ``src_step`` is the distance in input pixels between two output pixels: ``in / out`` when torch is
+    given ``size=`` (the default), ``1 / scale_factor`` when it is given ``scale_factor=`` (DINO's
+    position-embedding resize passes ``(out + 0.1) / in``, so its sampling points differ slightly).
+    """
+    if in_size == out_size and src_step is None:
         return np.eye(in_size, dtype=np.float32)
     m = np.zeros((out_size, in_size), dtype=np.float32)
-    scale = in_size / out_size
+    scale = in_size / out_size if src_step is None else src_step
     for i in range(out_size):
         real = (i + 0.5) * scale - 0.5
         i0 = math.floor(real)
@@ -56,14 +63,20 @@ def bicubic_resize_matrix(in_size: int, out_size: int) -> np.ndarray:
     return m
 
 
-def resize_pos_embed(pos_embed: jt.Var, size: tuple[int, int]) -> jt.Var:
-    """Bicubically resize ``pos_embed`` ``[1, Gh, Gw, C]`` to ``[1, h, w, C]`` (identity at the same size)."""
+def resize_pos_embed(
+    pos_embed: jt.Var, size: tuple[int, int], src_steps: tuple[float, float] | None = None
+) -> jt.Var:
+    """Bicubically resize ``pos_embed`` ``[1, Gh, Gw, C]`` to ``[1, h, w, C]`` (identity at the same size).
+
+    ``src_steps``: the (row, column) ``src_step`` of :func:`bicubic_resize_matrix`; default ``size=``.
+    """
     _, gh, gw, c = pos_embed.shape
     h, w = size
-    if (h, w) == (gh, gw):
+    if (h, w) == (gh, gw) and src_steps is None:
         return pos_embed
-    rows = jt.array(bicubic_resize_matrix(gh, h))  # [h, Gh]
-    cols = jt.array(bicubic_resize_matrix(gw, w))  # [w, Gw]
+    step_h, step_w = src_steps if src_steps is not None else (None, None)
+    rows = jt.array(bicubic_resize_matrix(gh, h, step_h))  # [h, Gh]
+    cols = jt.array(bicubic_resize_matrix(gw, w, step_w))  # [w, Gw]
     x = jt.matmul(rows, pos_embed.reshape(gh, gw * c))  # [h, Gw*C]
     x = x.reshape(h, gw, c).transpose(0, 2, 1)  # [h, C, Gw]
     x = jt.matmul(x, cols.transpose(1, 0))  # [h, C, w]

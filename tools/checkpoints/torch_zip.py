@@ -67,8 +67,17 @@ def _rebuild_parameter(data: np.ndarray, *_unused) -> np.ndarray:
     return data
 
 
+class Namespace:
+    """Stands in for ``argparse.Namespace``: training checkpoints (DINO's ``checkpoint.pth``) keep their
+    command-line ``args`` in one. Unpickling only fills an attribute bag; no code of the file runs."""
+
+    def __repr__(self) -> str:
+        return f"Namespace({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+
+
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): collections.OrderedDict,
+    ("argparse", "Namespace"): Namespace,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
@@ -128,7 +137,8 @@ def load_torch_checkpoint(path: str | Path) -> Any:
 
     Raises :class:`CheckpointFormatError` naming ``path`` when the file is missing, not a zip (e.g. the
     pre-1.6 legacy format or a truncated download), lacks ``data.pkl`` or a storage, or references a
-    Python global other than tensors, storages and ``OrderedDict``.
+    Python global other than tensors, storages, ``OrderedDict`` and ``argparse.Namespace``
+    (read as :class:`Namespace`).
     """
     path = Path(path)
     if not path.is_file():
