@@ -44,9 +44,21 @@ STEP_CHOICES = ["saliency", "attention", "kmeans", "labels"]
     "cluster.saliency.enabled).",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted pixel-attention training.")
+@click.option(
+    "--dino-checkpoint",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="DINO ViT weights for the saliency step (official dino_*_pretrain.pth or a DINO training "
+    "checkpoint.pth); sets cluster.saliency.features=dino and .dino_checkpoint. Nothing is downloaded.",
+)
 @overrides_option("--set cluster.nredo=10 --set cluster.t_step=0.05")
 def cluster(
-    preset: str, data: Path, run_dir: Path, steps: tuple[str, ...], resume: bool, overrides: tuple[str, ...]
+    preset: str,
+    data: Path,
+    run_dir: Path,
+    steps: tuple[str, ...],
+    resume: bool,
+    dino_checkpoint: Path | None,
+    overrides: tuple[str, ...],
 ):
     """Stage 2: train the pixel attention (fbg + prototypes, the Stage-1 network frozen), cluster the
     attention-pooled image embeddings with k-means (K = number of train classes unless cluster.num_clusters
@@ -57,11 +69,17 @@ def cluster(
     Example (CPU, minutes):
       luss pretrain --preset demo --data data/demo --run runs/demo
       luss cluster --preset demo --data data/demo --run runs/demo
+      # MaskCut saliency maps from your own DINO ViT (any checkpoint of facebookresearch/dino):
+      luss cluster --preset demo --data data/demo --run runs/demo --step saliency \
+        --dino-checkpoint dino_deitsmall16_pretrain.pth
     """
     from tools.config.loader import load_config
     from tools.stages.cluster import run_cluster
 
     config = load_config(preset, overrides)
+    if dino_checkpoint is not None:
+        config.cluster.saliency.features = "dino"
+        config.cluster.saliency.dino_checkpoint = str(dino_checkpoint)
     say = lambda m: click.echo(m, err=True)  # noqa: E731
     report = run_cluster(config, data, run_dir, steps=steps or None, resume=resume, say=say)
     if "cluster_accuracy" in report:

@@ -1,9 +1,13 @@
-"""The ``saliency`` sub-step of ``luss cluster``: MaskCut on Stage-1 backbone (or SAM encoder) features.
+"""The ``saliency`` sub-step of ``luss cluster``: MaskCut on Stage-1 backbone, SAM encoder or DINO features.
 
 Each train image is resized to a square ``cluster.saliency.image_size`` (rounded to the backbone
 stride), its feature grid is cut ``num_masks`` times (:mod:`tools.clustering.ncut`), and the union of the
 masks is nearest-resized to the image's size and saved losslessly as an L-mode PNG (0 / 255) at
 ``RUN/cluster/saliency/<wnid>/<stem>.png``. Images already written are skipped, so the step resumes.
+
+With ``features: dino`` the features are the keys of the last block of the user's DINO ViT
+(``cluster.saliency.dino_checkpoint``), as MaskCut uses them: the stride is the patch size, the input is
+normalised with the ImageNet mean/std DINO was trained with, and the Stage-1 checkpoint is not read.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from tools.config.schema import LussConfig
 from tools.data.imagenet_s import Sample
 from tools.data.images import load_rgb_image
 from tools.errors import LussError
-from tools.predict.preprocess import to_normalized_chw
+from tools.predict.preprocess import IMAGENET_MEAN, IMAGENET_STD, to_normalized_chw
 from tools.progress import progress_bar
 from tools.run_layout import RunLayout
 
@@ -45,23 +49,30 @@ def crf_saliency(image: np.ndarray, feats: np.ndarray, cfg) -> np.ndarray:
     return union.astype(np.float32)
 
 
-def write_saliency_maps(
-    config: LussConfig, samples: list[Sample], layout: RunLayout, say: Callable[[str], None]
-) -> dict[str, Any]:
-    import jittor as jt
+def dino_extractor(cfg) -> tuple[Callable, int, dict[str, Any]]:
+    """MaskCut features from the user's DINO ViT: the keys of its last block (``[B, C, H/p, W/p]``)."""
+    from tools.checkpoints.dino_weights import DINO_WEIGHTS, EXPECTED_FILE, load_dino_vit
 
+    if not cfg.dino_checkpoint:
+        raise LussError(
+            "cluster.saliency.features='dino' needs a DINO ViT checkpoint: pass `luss cluster "
+            "--dino-checkpoint FILE` (or --set cluster.saliency.dino_checkpoint=FILE) with "
+            f"{EXPECTED_FILE}. Nothing is downloaded."
+        )
+    if cfg.dino_weights not in DINO_WEIGHTS:
+        raise LussError(
+            f"cluster.saliency.dino_weights={cfg.dino_weights!r}: choose 'teacher' (the default, what the "
+            "DINO authors evaluate) or 'student'."
+        )
+    vit, report = load_dino_vit(cfg.dino_checkpoint, cfg.dino_weights)
+    info = {"dino_checkpoint": report.path, "dino_source": report.source, "dino_arch": report.arch.describe()}
+    return vit.last_keys, vit.patch_size, info
+
+
+def stage_one_extractor(config: LussConfig, layout: RunLayout) -> tuple[Callable, int, dict[str, Any]]:
+    """MaskCut features from the Stage-1 backbone (``features: backbone``) or its SAM encoder (``sam``)."""
     from tools.stages.pixel_attention import STAGE_ONE_ONLY, build_pixel_attention_net, load_weights
 
-    cfg = config.cluster.saliency
-    if cfg.features not in ("backbone", "sam"):
-        raise LussError(
-            f"cluster.saliency.features={cfg.features!r} is not available yet; use 'backbone' (Stage-1 "
-            "features) or 'sam' (the frozen SAM encoder of a sam_* model.arch)."
-        )
-    if cfg.crf:
-        from tools.clustering.crf import _densecrf
-
-        _densecrf()  # fail now, naming the package, rather than after the first image
     stage_one = layout.final_checkpoint("pretrain")
     if not stage_one.is_file():
         raise LussError(f"{stage_one}: no Stage-1 checkpoint; run `luss pretrain` with this --run first.")
@@ -71,13 +82,35 @@ def write_saliency_maps(
     )
     net.eval()
     extract = net.backbone
-    if cfg.features == "sam":
+    if config.cluster.saliency.features == "sam":
         if not hasattr(net.backbone, "encoder"):
             raise LussError(
                 f"cluster.saliency.features='sam' needs a sam_* model.arch, not {config.model.arch}."
             )
         extract = net.backbone.encoder
-    stride = int(getattr(net.backbone, "output_stride", 16))
+    return extract, int(getattr(net.backbone, "output_stride", 16)), {"stage_one": str(stage_one)}
+
+
+def write_saliency_maps(
+    config: LussConfig, samples: list[Sample], layout: RunLayout, say: Callable[[str], None]
+) -> dict[str, Any]:
+    import jittor as jt
+
+    cfg = config.cluster.saliency
+    if cfg.features not in ("backbone", "sam", "dino"):
+        raise LussError(
+            f"cluster.saliency.features={cfg.features!r}: choose 'backbone' (Stage-1 features), 'sam' (the "
+            "frozen SAM encoder of a sam_* model.arch) or 'dino' (a DINO ViT checkpoint of yours)."
+        )
+    if cfg.crf:
+        from tools.clustering.crf import _densecrf
+
+        _densecrf()  # fail now, naming the package, rather than after the first image
+    if cfg.features == "dino":
+        extract, stride, info = dino_extractor(cfg)
+        say(f"cluster: saliency on the last-block keys of {info['dino_arch']} from {info['dino_source']}")
+    else:
+        extract, stride, info = stage_one_extractor(config, layout)
     size = max(stride, round(cfg.image_size / stride) * stride)
     out_dir = layout.saliency_dir()
     written = 0
@@ -86,7 +119,9 @@ def write_saliency_maps(
             target = out_dir / s.wnid / f"{s.stem}.png"
             if not target.is_file():
                 image = load_rgb_image(s.image_path)
-                x = to_normalized_chw(image.resize((size, size), Image.BILINEAR))[None]
+                x = to_normalized_chw(
+                    image.resize((size, size), Image.BILINEAR), IMAGENET_MEAN, IMAGENET_STD
+                )[None]
                 feats = extract(jt.array(x)).numpy()[0]
                 if cfg.crf:
                     grid = crf_saliency(np.asarray(image.resize((size, size), Image.BILINEAR)), feats, cfg)
@@ -97,4 +132,4 @@ def write_saliency_maps(
                 written += 1
             advance(1)
     say(f"cluster: saliency maps for {len(samples)} train images in {out_dir} ({written} new)")
-    return {"images": len(samples), "written": written}
+    return {"images": len(samples), "written": written, "features": cfg.features, "size": size, **info}

@@ -105,7 +105,8 @@ class PixelAttentionConfig:
 class SaliencyConfig:
     enabled: bool = False
     features: str = "backbone"  # backbone | sam | dino
-    dino_checkpoint: str | None = None
+    dino_checkpoint: str | None = None  # DINO *_pretrain.pth or training checkpoint.pth (features: dino)
+    dino_weights: str = "teacher"  # teacher | student: which network of a DINO training checkpoint
     image_size: int = 480
     num_masks: int = 3
     tau: float = 0.6
