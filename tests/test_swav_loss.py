@@ -101,8 +101,6 @@ def test_local_length_rounds_to_the_per_rank_batch():
 
 def _train_toy_swav(view_noise: float, iterations: int = 120) -> float:
     """SwAV on 8 well-separated clusters seen through two noisy views; mean loss of the last 20 steps."""
-    from dataclasses import replace
-
     from models.heads import ProjectionHead, Prototypes, l2_normalize
     from models.losses.prototypes import normalize_prototypes
     from tools.config.schema import OptimConfig
@@ -113,7 +111,7 @@ def _train_toy_swav(view_noise: float, iterations: int = 120) -> float:
     classes, width, dim, k, b = 8, 32, 32, 16, 32
     centres = rng.normal(size=(classes, width)).astype(np.float32)
     head, prototypes = ProjectionHead(width, 64, dim), Prototypes(dim, k)
-    optimizer = SGDLarc([*head.parameters(), *prototypes.parameters()], replace(OptimConfig(), base_lr=0.3))
+    optimizer = SGDLarc([*head.parameters(), *prototypes.parameters()], OptimConfig())
     losses = []
     for _ in range(iterations):
         normalize_prototypes(prototypes.weight)

@@ -10,6 +10,7 @@ from typing import Any
 
 from tools.atomic_io import atomic_write_json
 from tools.config.schema import CropConfig, LoopConfig
+from tools.data.augment import ColorJitterSpec
 from tools.data.loader import BatchLoader
 from tools.data.multicrop import MultiCropSpec
 from tools.engine.distributed import World
@@ -68,8 +69,6 @@ def global_batch_loader(dataset, stage: str, loop: LoopConfig, world: World, see
 
 def multicrop_spec(crops: CropConfig) -> MultiCropSpec:
     """The :class:`MultiCropSpec` of a ``crops`` config section (groups and photometric strengths)."""
-    from tools.data.augment import ColorJitterSpec
-
     try:
         return MultiCropSpec(
             sizes=tuple(crops.sizes),
