@@ -19,6 +19,7 @@ from __future__ import annotations
 import jittor as jt
 from jittor import nn
 
+from models.batchnorm import BatchNorm2d
 from models.init import kaiming_init_
 from models.sam_encoder import SamImageEncoder
 
@@ -26,7 +27,7 @@ from models.sam_encoder import SamImageEncoder
 def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=True),
-        nn.BatchNorm2d(out_channels),
+        BatchNorm2d(out_channels),
         nn.ReLU(),
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import jittor as jt
 from jittor import nn
 
+from models.batchnorm import BatchNorm2d
 from models.init import kaiming_init_
 
 
@@ -73,13 +74,13 @@ class PixelProjectionHead(nn.Module):
     def __init__(self, in_channels: int, hidden: int, out_channels: int, bias: bool = False):
         self.net = nn.Sequential(
             conv1x1(in_channels, hidden, bias),
-            nn.BatchNorm2d(hidden),
+            BatchNorm2d(hidden),
             nn.ReLU(),
             conv1x1(hidden, hidden, bias),
-            nn.BatchNorm2d(hidden),
+            BatchNorm2d(hidden),
             nn.ReLU(),
             conv1x1(hidden, out_channels, bias),
-            nn.BatchNorm2d(out_channels, affine=False),
+            BatchNorm2d(out_channels, affine=False),
         )
         kaiming_init_(self)
 
@@ -95,7 +96,7 @@ class PixelPredictorHead(nn.Module):
 
     def __init__(self, dim: int):
         self.net = nn.Sequential(
-            conv1x1(dim, dim, False), nn.BatchNorm2d(dim), nn.ReLU(), conv1x1(dim, dim, True)
+            conv1x1(dim, dim, False), BatchNorm2d(dim), nn.ReLU(), conv1x1(dim, dim, True)
         )
         kaiming_init_(self)
 
@@ -154,10 +155,10 @@ class PixelAttention(nn.Module):
     def __init__(self, channels: int):
         self.net = nn.Sequential(
             conv1x1(channels, channels, True),
-            nn.BatchNorm2d(channels),
+            BatchNorm2d(channels),
             nn.ReLU(),
             conv1x1(channels, channels, True),
-            nn.BatchNorm2d(channels),
+            BatchNorm2d(channels),
         )
         self.threshold = jt.zeros((1, channels, 1, 1))
         kaiming_init_(self)
@@ -186,7 +187,7 @@ class ProgressiveUpsamplingHead(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, hidden: int = 256):
         self.up1 = nn.Sequential(
-            nn.Conv2d(in_channels, hidden, 3, padding=1, bias=True), nn.BatchNorm2d(hidden), nn.ReLU()
+            nn.Conv2d(in_channels, hidden, 3, padding=1, bias=True), BatchNorm2d(hidden), nn.ReLU()
         )
         self.up2 = conv1x1(hidden, num_classes + 1, True)
         kaiming_init_(self)

@@ -10,7 +10,10 @@ from __future__ import annotations
 import jittor as jt
 from jittor import nn
 
+from models.batchnorm import BatchNorm2d
 from models.init import kaiming_init_
+from models.maxpool import MaxPool2d
+from models.relu import relu
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -28,16 +31,16 @@ class BasicBlock(nn.Module):
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
         self.conv1 = conv3x3(inplanes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = BatchNorm2d(planes)
         self.conv2 = conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = BatchNorm2d(planes)
         self.downsample = downsample
 
     def execute(self, x: jt.Var) -> jt.Var:
         identity = x if self.downsample is None else self.downsample(x)
-        out = nn.relu(self.bn1(self.conv1(x)))
+        out = relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return nn.relu(out + identity)
+        return relu(out + identity)
 
 
 class Bottleneck(nn.Module):
@@ -55,19 +58,19 @@ class Bottleneck(nn.Module):
     ):
         width = int(planes * (base_width / 64.0))
         self.conv1 = conv1x1(inplanes, width)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.bn1 = BatchNorm2d(width)
         self.conv2 = conv3x3(width, width, stride)
-        self.bn2 = nn.BatchNorm2d(width)
+        self.bn2 = BatchNorm2d(width)
         self.conv3 = conv1x1(width, planes * self.expansion)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.bn3 = BatchNorm2d(planes * self.expansion)
         self.downsample = downsample
 
     def execute(self, x: jt.Var) -> jt.Var:
         identity = x if self.downsample is None else self.downsample(x)
-        out = nn.relu(self.bn1(self.conv1(x)))
-        out = nn.relu(self.bn2(self.conv2(out)))
+        out = relu(self.bn1(self.conv1(x)))
+        out = relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return nn.relu(out + identity)
+        return relu(out + identity)
 
 
 class ResNet(nn.Module):
@@ -84,8 +87,8 @@ class ResNet(nn.Module):
         self.inplanes = width
         self.padding = nn.ConstantPad2d(1, 0.0)
         self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=2, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.maxpool = nn.Pool(3, stride=2, padding=1, op="maximum")
+        self.bn1 = BatchNorm2d(width)
+        self.maxpool = MaxPool2d(3, stride=2, padding=1)
         self.layer1 = self._make_layer(block, width, layers[0])
         self.layer2 = self._make_layer(block, width * 2, layers[1], stride=2)
         self.layer3 = self._make_layer(block, width * 4, layers[2], stride=2)
@@ -99,7 +102,7 @@ class ResNet(nn.Module):
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
                 conv1x1(self.inplanes, planes * block.expansion, stride),
-                nn.BatchNorm2d(planes * block.expansion),
+                BatchNorm2d(planes * block.expansion),
             )
         layers = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * block.expansion
@@ -109,7 +112,7 @@ class ResNet(nn.Module):
     def execute(self, x: jt.Var, return_stages: bool = False):
         """``x [B, 3, H, W]`` -> ``[B, F, H/32, W/32]``; with ``return_stages`` also
         ``{1: c1 [B, F/8, H/4, W/4], 2: c2 [.., H/8], 3: c3 [.., H/16]}`` (the layer1..3 outputs)."""
-        x = nn.relu(self.bn1(self.conv1(self.padding(x))))
+        x = relu(self.bn1(self.conv1(self.padding(x))))
         x = self.maxpool(x)
         c1 = self.layer1(x)
         c2 = self.layer2(c1)
