@@ -123,7 +123,11 @@ def test_empty_train_folder_names_the_path(tmp_path):
 
 @pytest.mark.slow
 def test_demo_preset_swav_falls_below_log_k(tmp_path):
-    """The demo recipe learns: after 4 of its 6 epochs the epoch SwAV loss is clearly below ln K."""
+    """The demo recipe learns: after 4 of its 6 epochs the epoch SwAV loss is clearly below ln K.
+
+    Seeds 31 (the preset's), 1 and 3 end this run at 3.29, 3.22 and 3.25 against ln 32 = 3.47; with the
+    earlier colour strength 0.2 some seeds stayed within 0.01 of ln K.
+    """
     demo = generate_demo_dataset(tmp_path / "data", DemoSpec(), progress=False)
     config = load_config("demo", ["pretrain.loop.epochs=4", "pretrain.loop.workers=0"])
     run_pretrain(config, demo, tmp_path / "run", say=lambda _msg: None)
@@ -131,4 +135,4 @@ def test_demo_preset_swav_falls_below_log_k(tmp_path):
     epochs = [json.loads(line) for line in lines if "epoch_end" in json.loads(line)]
     log_k = np.log(config.model.num_prototypes)
     assert epochs[0]["epoch_swav"] > epochs[-1]["epoch_swav"]
-    assert epochs[-1]["epoch_swav"] < log_k - 0.03, [e["epoch_swav"] for e in epochs]
+    assert epochs[-1]["epoch_swav"] < log_k - 0.1, [e["epoch_swav"] for e in epochs]
