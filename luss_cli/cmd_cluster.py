@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from luss_cli.echo import echo, echo_err
 from luss_cli.options import overrides_option, preset_option
 
 STEP_CHOICES = ["saliency", "attention", "kmeans", "labels"]
@@ -80,10 +81,9 @@ def cluster(
     if dino_checkpoint is not None:
         config.cluster.saliency.features = "dino"
         config.cluster.saliency.dino_checkpoint = str(dino_checkpoint)
-    say = lambda m: click.echo(m, err=True)  # noqa: E731
-    report = run_cluster(config, data, run_dir, steps=steps or None, resume=resume, say=say)
+    report = run_cluster(config, data, run_dir, steps=steps or None, resume=resume, say=echo_err)
     if "cluster_accuracy" in report:
-        click.echo(
+        echo(
             f"cluster: NMI {report['nmi']:.4f}, cluster accuracy {report['cluster_accuracy']:.4f}"
             + (f", t = {report['threshold']:.2f}" if "threshold" in report else "")
         )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from luss_cli.echo import echo
 from luss_cli.options import overrides_option, preset_option
 
 
@@ -54,9 +55,9 @@ def finetune(preset: str, data: Path, run_dir: Path, resume: bool, overrides: tu
     from tools.stages.finetune import run_finetune
 
     config = load_config(preset, list(overrides))
-    result = run_finetune(config, data, run_dir, resume=resume, say=click.echo)
+    result = run_finetune(config, data, run_dir, resume=resume, say=echo)
     if not result.completed:
-        click.echo(f"finetune stopped at iteration {result.iterations}; rerun with --resume to continue.")
+        echo(f"finetune stopped at iteration {result.iterations}; rerun with --resume to continue.")
         return
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result.last_metrics.items())
-    click.echo(f"finetune done: {result.final_checkpoint} {metrics}".rstrip())
+    echo(f"finetune done: {result.final_checkpoint} {metrics}".rstrip())

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from luss_cli.echo import echo
+
 
 @click.command(
     "predict",
@@ -102,8 +104,8 @@ def predict(
     changes = {"short_side": short_side, "max_res": max_res, "flip_tta": flip_tta}
     config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
     outcome = run_predict(
-        config, data, run_dir, split, overwrite=overwrite, score=not no_score, workers=workers, say=click.echo
+        config, data, run_dir, split, overwrite=overwrite, score=not no_score, workers=workers, say=echo
     )
     if outcome.score is not None:
         print_score_table(outcome.score, console=Console())
-        click.echo(f"Wrote {outcome.match_file}")
+        echo(f"Wrote {outcome.match_file}")

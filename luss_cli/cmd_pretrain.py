@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from luss_cli.echo import echo, echo_err
 from luss_cli.options import overrides_option, preset_option
 
 
@@ -62,14 +63,13 @@ def pretrain(
     if sam_checkpoint is not None:
         config.model.sam_checkpoint = str(sam_checkpoint)
     loop = config.pretrain.loop
-    click.echo(
+    echo_err(
         f"pretrain: preset {config.preset}, {config.model.arch}, {loop.epochs} epochs, "
-        f"global batch {loop.batch_size}, run {run_dir}",
-        err=True,
+        f"global batch {loop.batch_size}, run {run_dir}"
     )
-    result = run_pretrain(config, data, run_dir, resume=resume, say=lambda m: click.echo(m, err=True))
+    result = run_pretrain(config, data, run_dir, resume=resume, say=echo_err)
     if not result.completed:
-        click.echo(f"pretrain: stopped at iteration {result.iterations}; rerun with --resume.", err=True)
+        echo_err(f"pretrain: stopped at iteration {result.iterations}; rerun with --resume.")
         return
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result.last_metrics.items())
-    click.echo(f"pretrain: done, {result.final_checkpoint} ({metrics})")
+    echo(f"pretrain: done, {result.final_checkpoint} ({metrics})")

@@ -2,7 +2,8 @@
 
 Jittor splits nothing by itself for us: each rank loads ``batch_size / world_size`` images, the
 optimiser mean-reduces gradients across ranks and broadcasts parameters from rank 0 on its first
-step, and ``jt.nn.BatchNorm`` (sync=True) all-reduces its statistics.
+step, and BatchNorm (sync=True) all-reduces its statistics (``models.batchnorm.BatchNorm2d`` then
+runs Jittor's own ``nn.BatchNorm`` path, not its single-process CPU kernel).
 """
 
 from __future__ import annotations
