@@ -2,7 +2,9 @@
 
 Stem: ``ConstantPad2d(1)`` then ``conv7x7 stride 2 pad 2`` (3 in total, the same as torchvision's pad 3),
 BN, ReLU, ``maxpool 3/2/1``, then ``layer1..layer4``. Parameter names follow torchvision (``conv1``,
-``bn1``, ``layer{i}.{j}.conv1``, ``.downsample.0|1``) so weights map one to one.
+``bn1``, ``layer{i}.{j}.conv1``, ``.downsample.0|1``) so weights map one to one. BatchNorm, ReLU and
+max pooling are ``models.batchnorm`` / ``relu`` / ``maxpool``: Jittor's ops, with multithreaded kernels
+when training on the CPU.
 """
 
 from __future__ import annotations
