@@ -104,7 +104,7 @@ def test_batchnorm_keeps_precision_when_the_mean_dwarfs_the_spread():
     assert np.abs(dx.numpy() - want_dx).max() < 2e-2 * np.abs(want_dx).max()
 
 
-def test_batchnorm_eval_and_other_ranks_use_jittor_path():
+def test_batchnorm_eval_mode_and_2d_input_use_jittor_path():
     ours, ref = batchnorm_pair(4)
     x = rand((3, 4, 5, 5), scale=2.0)
     ours(x), ref(x)  # one training step moves the running statistics
