@@ -1,5 +1,5 @@
-"""What the training stages share around the engine: the ``.done`` marker, the global-batch loader and
-the multi-crop spec of a crop config."""
+"""What the training stages share around the engine: the ``.done`` marker, the save-config/fit/mark-done
+frame, the global-batch loader and the multi-crop spec of a crop config."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from tools.atomic_io import atomic_write_json
-from tools.config.schema import CropConfig, LoopConfig
+from tools.config.loader import config_to_dict, save_config
+from tools.config.schema import CropConfig, LoopConfig, LussConfig
 from tools.data.augment import ColorJitterSpec
 from tools.data.loader import BatchLoader
 from tools.data.multicrop import MultiCropSpec
 from tools.engine.distributed import World
-from tools.engine.trainer import FitResult
+from tools.engine.trainer import FitResult, TrainTask
 from tools.errors import LussError
 from tools.run_layout import RunLayout
 
@@ -46,6 +47,31 @@ def mark_stage_done(layout: RunLayout, stage: str, result: FitResult, **extra: A
             "last_metrics": result.last_metrics,
         },
     )
+
+
+def fit_stage(
+    layout: RunLayout,
+    stage: str,
+    config: LussConfig,
+    make_task: Callable[[], TrainTask],
+    loop: LoopConfig,
+    resume: bool,
+    stop_after_iterations: int | None,
+    **done_extra: Any,
+) -> FitResult:
+    """Rank 0 writes the resolved config, every rank trains ``make_task()`` with ``loop`` into
+    ``RUN/<stage>/``, and rank 0 marks a completed stage done (``done_extra`` goes into ``.done``)."""
+    from tools.engine.distributed import jittor_world
+    from tools.engine.trainer import fit
+
+    world = jittor_world()
+    if world.is_main:
+        save_config(config, layout.config_file)
+    task = make_task()
+    result = fit(task, loop, layout.stage_dir(stage), resume, config_to_dict(config), stop_after_iterations)
+    if result.completed and world.is_main:
+        mark_stage_done(layout, stage, result, **done_extra)
+    return result
 
 
 def global_batch_loader(dataset, stage: str, loop: LoopConfig, world: World, seed: int) -> BatchLoader:

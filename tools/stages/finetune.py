@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from tools.config.loader import config_to_dict, save_config
 from tools.config.schema import LussConfig
 from tools.data.imagenet_s import ImageNetS
 from tools.data.label_codec import IGNORE_ID
@@ -23,7 +22,7 @@ from tools.engine.trainer import FitResult, StepInfo
 from tools.errors import DatasetError, LussError
 from tools.predict.labels import nearest_resize_labels
 from tools.run_layout import RunLayout
-from tools.stages.common import finished_stage, global_batch_loader, mark_stage_done
+from tools.stages.common import finished_stage, fit_stage, global_batch_loader
 
 STAGE = "finetune"
 
@@ -150,11 +149,9 @@ def run_finetune(
 ) -> FitResult:
     """Train Stage 3 into ``RUN/finetune/``; a finished stage (``.done``) is skipped at once."""
     from tools.data.pseudo_labels import PseudoLabelDataset
-    from tools.engine.distributed import jittor_world
-    from tools.engine.trainer import fit, seed_everything
+    from tools.engine.trainer import seed_everything
 
     layout = RunLayout.at(run_dir)
-    stage_dir = layout.stage_dir(STAGE)
     finished = finished_stage(layout, STAGE, say)
     if finished is not None:
         return finished
@@ -174,11 +171,13 @@ def run_finetune(
     seed_everything(f.loop.seed)  # the head's initial weights are reproducible
     segmenter = build_segmenter(config, num_classes)
     load_pretrained_backbone(segmenter, layout.final_checkpoint("pretrain"))
-    world = jittor_world()
-    if world.is_main:
-        save_config(config, layout.config_file)
-    task = FinetuneTask(config, pairs, segmenter)
-    result = fit(task, f.loop, stage_dir, resume, config_to_dict(config), stop_after_iterations)
-    if result.completed and world.is_main:
-        mark_stage_done(layout, STAGE, result, num_classes=num_classes)
-    return result
+    return fit_stage(
+        layout,
+        STAGE,
+        config,
+        lambda: FinetuneTask(config, pairs, segmenter),
+        f.loop,
+        resume,
+        stop_after_iterations,
+        num_classes=num_classes,
+    )

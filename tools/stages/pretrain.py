@@ -10,14 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tools.config.loader import config_to_dict, save_config
 from tools.config.schema import LussConfig
 from tools.data.imagenet_s import ImageNetS
 from tools.engine.distributed import World
 from tools.engine.trainer import FitResult, StepInfo
 from tools.errors import DatasetError, LussError
 from tools.run_layout import RunLayout
-from tools.stages.common import finished_stage, global_batch_loader, mark_stage_done, multicrop_spec
+from tools.stages.common import finished_stage, fit_stage, global_batch_loader, multicrop_spec
 
 STAGE = "pretrain"
 
@@ -187,20 +186,17 @@ def run_pretrain(
     say: Callable[[str], None] = print,
 ) -> FitResult:
     """Train Stage 1 into ``RUN/pretrain/``; a finished stage (``.done``) is skipped at once."""
-    from tools.engine.distributed import jittor_world
-    from tools.engine.trainer import fit
-
     layout = RunLayout.at(run_dir)
-    stage_dir = layout.stage_dir(STAGE)
     finished = finished_stage(layout, STAGE, say)
     if finished is not None:
         return finished
     images = train_images(data_root)
-    world = jittor_world()
-    if world.is_main:
-        save_config(config, layout.config_file)
-    task = PretrainTask(config, images)
-    result = fit(task, config.pretrain.loop, stage_dir, resume, config_to_dict(config), stop_after_iterations)
-    if result.completed and world.is_main:
-        mark_stage_done(layout, STAGE, result)
-    return result
+    return fit_stage(
+        layout,
+        STAGE,
+        config,
+        lambda: PretrainTask(config, images),
+        config.pretrain.loop,
+        resume,
+        stop_after_iterations,
+    )
