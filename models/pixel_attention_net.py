@@ -31,6 +31,12 @@ class PixelAttentionOutputs:
 class PixelAttentionNet(nn.Module):
     """Backbone and ``projection_head`` are frozen (only ``fbg`` and ``prototypes`` train).
 
+    Frozen is not the same as eval mode: :meth:`eval_mode_modules` lists what keeps its Stage-1
+    BatchNorm statistics during training (the backbone, whose input is what those statistics were
+    computed on). The projection head sees attention-pooled, unit-norm features, tens of times smaller
+    than Stage 1's pooled ones, so it normalises with batch statistics, as PASS and SAMPASS do
+    (``model.train()`` in ``main_pixel_attention.py``).
+
     ``hidden_mlp``/``feat_dim``/``num_prototypes`` = 0 builds backbone + ``fbg`` only (clustering).
     """
 
@@ -41,8 +47,9 @@ class PixelAttentionNet(nn.Module):
         self.projection_head = ProjectionHead(width, hidden_mlp, feat_dim) if feat_dim else None
         self.prototypes = Prototypes(feat_dim, num_prototypes) if feat_dim and num_prototypes else None
 
-    def frozen_modules(self) -> list[nn.Module]:
-        return [m for m in (self.backbone, self.projection_head) if m is not None]
+    def eval_mode_modules(self) -> list[nn.Module]:
+        """Frozen modules that stay in eval mode while ``fbg`` trains (only the backbone)."""
+        return [self.backbone]
 
     def trainable_parameters(self) -> list[jt.Var]:
         """Parameters of ``fbg`` and ``prototypes`` only (spec 4.1)."""

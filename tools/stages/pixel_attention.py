@@ -1,7 +1,9 @@
 """Stage 2.1, pixel attention (spec 4): train ``fbg`` + prototypes with SwAV on attention-pooled features.
 
-Backbone and projection head come from Stage 1 and stay frozen **in eval mode** (decisions.md: no
-BatchNorm drift). When MaskCut saliency maps exist (``RUN/cluster/saliency/<wnid>/<stem>.png``) and
+Backbone and projection head come from Stage 1 and stay frozen. The backbone stays in eval mode (its
+input is what its BatchNorm statistics were computed on); the projection head runs in train mode, as in
+both references, because its input here (attention-pooled unit-norm features) is on another scale than
+in Stage 1 (decisions.md). When MaskCut saliency maps exist (``RUN/cluster/saliency/<wnid>/<stem>.png``) and
 ``pixel_attention.saliency_weight > 0``, the loss adds ``BCE(attention, saliency)`` (spec 4.3).
 """
 
@@ -124,7 +126,7 @@ class PixelAttentionTask:
 
     def set_train_mode(self) -> None:
         self.model.train()
-        for module in self.model.frozen_modules():
+        for module in self.model.eval_mode_modules():
             module.eval()
 
     def _ensure_queue(self, epoch: int) -> None:
@@ -142,6 +144,7 @@ class PixelAttentionTask:
         import jittor as jt
         from jittor import nn
 
+        from models.diagnostics import attention_diagnostics, embedding_diagnostics
         from models.losses import mpi_all_reduce, normalize_prototypes, swapped_prediction_loss, swav_codes
 
         cfg = self.cfg
@@ -163,6 +166,7 @@ class PixelAttentionTask:
         )
         swav = swapped_prediction_loss(codes, out.output, b, self.counts, cfg.temperature)
         metrics: dict[str, Any] = {"swav": swav}
+        metrics.update(embedding_diagnostics(out.embedding[: 2 * b], out.output[: 2 * b]))
         loss = cfg.swav_weight * swav
         if self.saliency_dir is not None:
             img, sal = jt.array(batch[1]), jt.array(batch[2])
@@ -174,6 +178,9 @@ class PixelAttentionTask:
             bce = -(sal * jt.log(a) + (1 - sal) * jt.log(1 - a)).mean()
             loss = loss + cfg.saliency_weight * bce
             metrics["saliency"] = bce
+            metrics.update(attention_diagnostics(attention, sal))
+        elif out.attention is not None:
+            metrics.update(attention_diagnostics(out.attention))
         metrics["loss"] = loss
         return loss, metrics
 
