@@ -11,6 +11,7 @@ PRESET ?= demo
 DATA ?=
 GPUS ?= 1
 SAM_CKPT ?=
+DINO_CKPT ?=
 RUN ?= runs/$(PRESET)
 DEMO_DATA ?= data/demo
 DATA_DIR := $(if $(DATA),$(DATA),$(DEMO_DATA))
@@ -50,6 +51,7 @@ demo-data: install
 MPI_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
 LAUNCH := $(if $(filter-out 1,$(GPUS)),mpirun -np $(GPUS) $(MPI_ROOT_FLAG),)
 SAM_FLAG := $(if $(SAM_CKPT),--sam-checkpoint $(SAM_CKPT),)
+DINO_FLAG := $(if $(DINO_CKPT),--dino-checkpoint $(DINO_CKPT),)
 STAGE_ARGS := --preset $(PRESET) --data $(DATA_DIR) --run $(RUN)
 # Refined PNGs are packed when a SAM checkpoint was given, the raw predictions otherwise.
 PACK_FROM := $(if $(SAM_CKPT),$(RUN)/refine,$(RUN)/predict)
@@ -60,9 +62,10 @@ submission: demo-data train predict refine pack
 	@echo "Submission: $(ZIP) (validated). Validation scores: $(PACK_FROM)/validation/."
 
 train: demo-data
+	$(PYTHON) -m tools.config.preflight --preset $(PRESET) $(SAM_FLAG) $(DINO_FLAG)
 	$(LUSS) validate-data $(DATA_DIR)
 	$(LAUNCH) $(LUSS) pretrain $(STAGE_ARGS) $(SAM_FLAG) --resume
-	$(LAUNCH) $(LUSS) cluster $(STAGE_ARGS) --resume
+	$(LAUNCH) $(LUSS) cluster $(STAGE_ARGS) $(DINO_FLAG) --resume
 	$(LAUNCH) $(LUSS) finetune $(STAGE_ARGS) --resume
 
 predict: install

@@ -29,6 +29,29 @@ def test_presets_carry_the_reference_numbers():
     assert load_config("luss919").predict.max_res == 600
 
 
+@pytest.mark.parametrize("preset", ["luss50-pass", "luss300", "luss919"])
+def test_pass_presets_weight_the_losses_as_pass_did(preset):
+    """PASS trained (SwAV + D2S) / sum(--weights 1 1) + P2P: 0.5 / 0.5 / 1, not 1 / 1 / 1."""
+    p = load_config(preset).pretrain
+    assert p.shallow_stages == [3]
+    assert (p.swav_weight, p.d2s_weight, p.p2p_weight) == (0.5, 0.5, 1.0)
+
+
+def test_sampass_preset_weights_and_saliency_follow_the_reference():
+    sampass = load_config("luss50-sampass")
+    p = sampass.pretrain
+    assert (p.swav_weight, p.p2p_weight, p.shallow_stages) == (0.5, 1.0, [])
+    saliency = sampass.cluster.saliency
+    # MaskCut on DINO ViT keys with tau 0.6, N = 3, 480^2, CRF (SAMPASS cutler/maskcut.py).
+    assert (saliency.features, saliency.tau, saliency.num_masks, saliency.image_size, saliency.crf) == (
+        "dino",
+        0.6,
+        3,
+        480,
+        True,
+    )
+
+
 def test_overrides_parse_and_check_types():
     config = load_config(
         "demo", ["pretrain.loop.epochs=3", "pretrain.crops.sizes=[64, 32]", "model.sam_checkpoint=x.pth"]
@@ -66,3 +89,19 @@ def test_saved_config_round_trips(tmp_path):
     reloaded = load_config(str(tmp_path / "config.yaml"))
     assert reloaded == config
     assert yaml.safe_load((tmp_path / "config.yaml").read_text())["finetune"]["loop"]["epochs"] == 7
+
+
+def test_preflight_names_the_checkpoints_a_preset_needs(tmp_path):
+    from tools.config.preflight import main, missing_inputs
+
+    assert missing_inputs(load_config("demo"), None, None) == []
+    assert missing_inputs(load_config("luss50-pass"), None, None) == []
+    problems = missing_inputs(load_config("luss50-sampass"), None, None)
+    assert len(problems) == 2 and "SAM_CKPT" in problems[0] and "DINO_CKPT" in problems[1]
+    sam, dino = tmp_path / "sam.pth", tmp_path / "dino.pth"
+    sam.write_bytes(b"x")
+    dino.write_bytes(b"x")
+    assert missing_inputs(load_config("luss50-sampass"), str(sam), str(dino)) == []
+    assert "no such file" in missing_inputs(load_config("luss50-sampass"), str(sam), str(tmp_path / "no"))[0]
+    assert main(["--preset", "luss50-sampass"]) == 2
+    assert main(["--preset", "demo"]) == 0

@@ -57,7 +57,9 @@ def dino_extractor(cfg) -> tuple[Callable, int, dict[str, Any]]:
         raise LussError(
             "cluster.saliency.features='dino' needs a DINO ViT checkpoint: pass `luss cluster "
             "--dino-checkpoint FILE` (or --set cluster.saliency.dino_checkpoint=FILE) with "
-            f"{EXPECTED_FILE}. Nothing is downloaded."
+            f"{EXPECTED_FILE} (with make: DINO_CKPT=FILE). Nothing is downloaded. Without one, "
+            "--set cluster.saliency.features=backbone (Stage-1 features) or =sam (SAM tokens; tau 0.6 was "
+            "tuned on DINO keys, not measured on SAM)."
         )
     if cfg.dino_weights not in DINO_WEIGHTS:
         raise LussError(
