@@ -56,7 +56,7 @@ def main() -> None:
         samples = [Sample("train", "n00000001", p.stem, p) for p in paths]
         embed_samples(net, samples[:2], 256, 224, "warm-up")  # Jittor compiles its kernels once
         start = time.perf_counter()
-        embeddings = embed_samples(net, samples, 256, 224, "embeddings")
+        embeddings, _ = embed_samples(net, samples, 256, 224, "embeddings")
         seconds = time.perf_counter() - start
         rows.append(("embeddings (256 / crop 224)", seconds, f"{len(samples) / seconds:.1f} img/s"))
 

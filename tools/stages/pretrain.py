@@ -122,6 +122,7 @@ class PretrainTask:
     def train_step(self, batch: Any, step: StepInfo) -> tuple[Any, dict[str, Any]]:
         import jittor as jt
 
+        from models.diagnostics import embedding_diagnostics
         from models.losses import (
             combine_pretrain_losses,
             d2s_loss,
@@ -157,6 +158,7 @@ class PretrainTask:
         loss = combine_pretrain_losses(swav, p2p, d2s, self.weights)
         metrics: dict[str, Any] = {"loss": loss, "swav": swav, "p2p": p2p}
         metrics.update({f"d2s{s}": v for s, v in d2s.items()})
+        metrics.update(embedding_diagnostics(out.embedding[: 2 * b], out.output[: 2 * b]))
         return loss, metrics
 
     def skipped_parameters(self, step: StepInfo):
