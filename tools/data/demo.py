@@ -4,6 +4,7 @@
 OUT/train/<wnid>/<wnid>_<n>.JPEG
 OUT/validation/<wnid>/ILSVRC2012_val_<8 digits>.JPEG   OUT/validation-segmentation/<wnid>/<same>.png
 OUT/test/<wnid>/ILSVRC2012_val_<8 digits>.JPEG         OUT/test-segmentation/<wnid>/<same>.png
+OUT/train-segmentation/<wnid>/<wnid>_<n>.png   (masks of train images: only to measure, never trained on)
 OUT/demo.json   (spec, class descriptions)             OUT/.complete  (written last)
 ```
 Wnids are ``n90000001, n90000002, ...`` so sorted order is class order (class id = rank). Images
@@ -30,7 +31,7 @@ from PIL import Image
 
 from tools.atomic_io import atomic_write_json, atomic_write_text
 from tools.data.demo_shapes import MAX_CLASSES, SceneObject, class_looks, render_scene
-from tools.data.imagenet_s import SEGMENTATION_DIRS
+from tools.data.imagenet_s import SEGMENTATION_DIRS, TRAIN_GROUND_TRUTH_DIR
 from tools.data.label_codec import label_png_bytes
 from tools.errors import DatasetError
 from tools.progress import progress_bar
@@ -154,8 +155,9 @@ def write_sample(job: SampleJob) -> None:
         buf, format="JPEG", quality=JPEG_QUALITY, subsampling=2, optimize=False
     )
     img_path.write_bytes(buf.getvalue())
-    if job.split in SEGMENTATION_DIRS:
-        png_path = root / SEGMENTATION_DIRS[job.split] / job.wnid / f"{job.stem}.png"
+    mask_dir = TRAIN_GROUND_TRUTH_DIR if job.split == "train" else SEGMENTATION_DIRS.get(job.split)
+    if mask_dir is not None:
+        png_path = root / mask_dir / job.wnid / f"{job.stem}.png"
         png_path.parent.mkdir(parents=True, exist_ok=True)
         png_path.write_bytes(label_png_bytes(sample.labels))
 
@@ -174,7 +176,7 @@ def describe(spec: DemoSpec) -> dict:
     looks = class_looks(spec.classes)
     return {
         "format": "luss-demo-dataset",
-        "version": 1,
+        "version": 2,
         "spec": asdict(spec),
         "classes": {wnid_for(i): look.description for i, look in enumerate(looks)},
         "looks": {wnid_for(i): asdict(look) for i, look in enumerate(looks)},

@@ -2,8 +2,10 @@
 
 Everything is drawn with OpenCV/numpy on whole arrays (no per-pixel Python). Randomness comes only
 from the ``numpy.random.Generator`` passed in, so an image is a pure function of its seed.
-Hue families are shared between classes (class ``i`` and ``i + 4`` have the same hue and texture
-for the first classes) and the clutter uses every hue, so colour alone cannot tell classes apart.
+Like an object-centric photograph, an image is one object (sometimes a second, smaller one of another
+class) on a cluttered background. The first eight classes each own a hue family, a shape and (with
+period 4) a texture; the background clutter is drawn at half saturation with every hue, so a class is
+told by the colour, shape and texture *of the object*, not by the colours in the frame.
 """
 
 from __future__ import annotations
@@ -52,8 +54,8 @@ class ClassLook:
 def class_looks(num_classes: int) -> tuple[ClassLook, ...]:
     """Distinct looks for classes ``0..num_classes-1`` (deterministic, no randomness).
 
-    Consecutive classes get different shapes; hue and texture repeat with period 4 at first, so a
-    shape is always needed to tell two classes apart. Collisions are resolved by a fixed scan.
+    Consecutive classes get different shapes; the first ``len(HUES)`` classes get different hue families
+    and textures repeat with period 4. Collisions are resolved by a fixed scan.
     """
     if not 1 <= num_classes <= MAX_CLASSES:
         raise ValueError(f"the demo dataset supports 1..{MAX_CLASSES} classes, got {num_classes}")
@@ -61,7 +63,7 @@ def class_looks(num_classes: int) -> tuple[ClassLook, ...]:
     used: set[tuple[int, int, int]] = set()
     looks = []
     for i in range(num_classes):
-        s, t0, h0 = i % n_s, (i + i // n_s) % n_t, (i % 4 + 4 * (i // n_s)) % n_h
+        s, t0, h0 = i % n_s, (i + i // n_s) % n_t, (i + 3 * (i // n_h)) % n_h
         for dt, dh in itertools.product(range(n_t), range(n_h)):
             combo = (s, (t0 + dt) % n_t, (h0 + dh) % n_h)
             if combo not in used:
@@ -185,8 +187,12 @@ def texture_fill(
     return np.where(on[:, :, None], base[None, None, :], other[None, None, :])
 
 
+CLUTTER_SATURATION = 0.5  # the clutter's colours are pulled halfway to grey
+
+
 def clutter_background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """Float32 ``[H, W, 3]``: a smooth colour field with random blobs, bars and irregular patches."""
+    """Float32 ``[H, W, 3]``: a smooth colour field with random blobs, bars and irregular patches,
+    desaturated by ``CLUTTER_SATURATION``."""
     coarse = rng.uniform(30, 225, size=(int(rng.integers(2, 6)), int(rng.integers(2, 6)), 3))
     img = cv2.resize(coarse.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
     side = min(height, width)
@@ -206,7 +212,8 @@ def clutter_background(height: int, width: int, rng: np.random.Generator) -> np.
         centre = rng.uniform([0, 0], [width, height])
         pts = centre + rng.normal(0.0, 0.15 * side, size=(int(rng.integers(6, 10)), 2))
         cv2.fillPoly(img, [pts.astype(np.int32)], colour)
-    return img
+    grey = img.mean(axis=2, keepdims=True)
+    return grey + CLUTTER_SATURATION * (img - grey)
 
 
 # -------------------------------------------------------------------------------------------- scene

@@ -25,6 +25,9 @@ SEGMENTATION_DIRS = {
     "test": "test-segmentation",
     "train-semi": "train-semi-segmentation",
 }
+# Ground truth of train images, which only the built-in demo has. Read to *measure* Stage 2 (saliency
+# and pseudo-label quality in the run report), never by training.
+TRAIN_GROUND_TRUTH_DIR = "train-segmentation"
 IMAGE_EXTENSIONS = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff"})
 
 
