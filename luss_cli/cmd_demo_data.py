@@ -22,9 +22,9 @@ from tools.data.demo_shapes import MAX_CLASSES
     help="Number of classes. A class is a shape x texture x hue family; hues repeat across classes, so "
     "the shape must be learned.",
 )
-@click.option("--train-per-class", default=24, type=click.IntRange(min=0), help="Unlabelled train images.")
+@click.option("--train-per-class", default=48, type=click.IntRange(min=0), help="Unlabelled train images.")
 @click.option(
-    "--val-per-class", default=6, type=click.IntRange(min=0), help="Validation images (with masks)."
+    "--val-per-class", default=8, type=click.IntRange(min=0), help="Validation images (with masks)."
 )
 @click.option(
     "--test-per-class",

@@ -50,8 +50,8 @@ class DemoSpec:
     """Size of the demo dataset. ``size`` is the nominal shorter image side in pixels."""
 
     classes: int = 8
-    train_per_class: int = 24
-    val_per_class: int = 6
+    train_per_class: int = 48
+    val_per_class: int = 8
     test_per_class: int = 6
     size: int = 112
     seed: int = 0

@@ -240,7 +240,7 @@ def render_scene(
     labels = np.zeros((height, width), dtype=np.int32)
     side = min(height, width)
     centres: list[tuple[float, float]] = []
-    radius = side * rng.uniform(0.22, 0.38)
+    radius = side * rng.uniform(0.3, 0.42)
     for k, obj in enumerate(objects):
         if k == 0:
             r = radius
