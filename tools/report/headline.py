@@ -9,8 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from tools.config.loader import read_saved_config
 from tools.data.imagenet_s import ImageNetS
 from tools.errors import LussError
 from tools.report import plots
@@ -24,6 +23,7 @@ from tools.report.ladder import (
     LadderStep,
     cluster_summary,
     finetune_step_name,
+    nested,
     pseudo_label_step,
     read_cluster_report,
     read_ladder,
@@ -41,20 +41,6 @@ TRAIN_GROUND_TRUTH_NOTE = (
 SCORE_ROWS = (("mIoU", "miou"), ("Acc", "acc"), ("F-measure", "fmeasure"), ("boundary mIoU", "mbiou"))
 
 
-def run_config(layout: RunLayout) -> dict[str, Any]:
-    """``RUN/config.yaml`` as plain data (``{}`` before any stage saved it)."""
-    if not layout.config_file.is_file():
-        return {}
-    raw = yaml.safe_load(layout.config_file.read_text())
-    return raw if isinstance(raw, dict) else {}
-
-
-def _get(raw: dict[str, Any], *path: str) -> Any:
-    for key in path:
-        raw = raw.get(key) if isinstance(raw, dict) else None
-    return raw
-
-
 def _all_background(data_root: Path, workers: int) -> LadderStep:
     from tools.evaluation.all_background import score_all_background
 
@@ -66,16 +52,16 @@ def _all_background(data_root: Path, workers: int) -> LadderStep:
 
 def single_run_ladder(layout: RunLayout, data_root: Path, scores: dict, workers: int) -> Ladder:
     """What one run can show: all background, its pseudo-labels at t, + finetune, + refine (if any)."""
-    config = run_config(layout)
+    config = read_saved_config(layout.config_file)
     report = read_cluster_report(layout.root)
-    saliency = _get(config, "cluster", "saliency", "enabled")
+    saliency = nested(config, "cluster", "saliency", "enabled")
     name = {True: PSEUDO_LABELS, False: PSEUDO_LABELS_PLAIN}.get(saliency, "pseudo-labels")
     pseudo = (
         pseudo_label_step(name, report)
         if "validation_miou" in report
         else LadderStep(name, None, None, "cluster stage not finished")
     )
-    head = _get(config, "finetune", "head") or "configured"
+    head = nested(config, "finetune", "head") or "configured"
     steps = [_all_background(data_root, workers), pseudo, score_step(finetune_step_name(head), scores["raw"])]
     if scores.get("refined") is not None:
         steps.append(score_step(REFINE, scores["refined"]))

@@ -38,6 +38,13 @@ PSEUDO_LABELS_PLAIN = "pseudo-labels without saliency"
 REFINE = "+ refine (SAM voting)"
 
 
+def nested(raw: Any, *path: str) -> Any:
+    """``raw[a][b]...``, or ``None`` where a key is missing (older runs lack the newer keys)."""
+    for key in path:
+        raw = raw.get(key) if isinstance(raw, dict) else None
+    return raw
+
+
 def finetune_step_name(head: str) -> str:
     return f"+ finetune ({head} head)"
 

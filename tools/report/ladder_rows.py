@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools.report.ladder import Ladder
+from tools.report.ladder import Ladder, nested
 
 LADDER_HEADER = ["step", "mIoU", "Acc", "vs. step before", "detail"]
 
@@ -51,14 +51,6 @@ def ladder_rows(ladder: Ladder) -> list[list[str]]:
     return rows
 
 
-def _lookup(summary: dict[str, Any], path: tuple[str, ...]) -> Any:
-    for key in path:
-        if not isinstance(summary, dict) or key not in summary:
-            return None
-        summary = summary[key]
-    return summary
-
-
 def cluster_rows(
     clusters: dict[str, dict[str, Any]], metrics: tuple[Metric, ...] = CLUSTERING
 ) -> tuple[list[str], list[list[str]]]:
@@ -66,7 +58,7 @@ def cluster_rows(
     header = ["", *clusters]
     rows = []
     for label, path, fmt in metrics:
-        values = [_lookup(summary, path) for summary in clusters.values()]
+        values = [nested(summary, *path) for summary in clusters.values()]
         if any(isinstance(v, int | float) for v in values):
             rows.append([label, *("-" if v is None else fmt.format(v) for v in values)])
     return header, rows
