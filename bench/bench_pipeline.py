@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -62,7 +63,7 @@ def main() -> None:
     from tools.report.ladder_rows import LADDER_HEADER, MASK_QUALITY, cluster_rows, ladder_rows, seed_rows
     from tools.stages.ladder import StageClock, ladder_run_folders, measure_ladder
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 140)  # a log file gets whole rows
     if not (args.data / ".complete").is_file():
         generate_demo_dataset(args.data, progress=False)
     seeds = _seeds(args)

@@ -8,7 +8,8 @@ RUN-<head>       RUN's pretrain and cluster; finetune with the other head (last_
 ```
 
 A reused stage is hard-linked (copied where links fail), ``.done`` included, so it is not trained
-again; finished stages of any of the three runs are skipped as usual. The ladder is saved as
+again; finished stages of any of the three runs are skipped as usual, and an interrupted one resumes
+from its last checkpoint (as ``--resume`` does). The ladder is saved as
 ``RUN/ladder.json`` for ``luss report``.
 """
 
@@ -146,7 +147,12 @@ def measure_ladder(
 
     def finetune_and_predict(cfg, folder: Path) -> Any:
         h = cfg.finetune.head
-        stage(f"finetune ({h})", folder, "finetune", lambda: run_finetune(cfg, data_root, folder, say=_quiet))
+        stage(
+            f"finetune ({h})",
+            folder,
+            "finetune",
+            lambda: run_finetune(cfg, data_root, folder, resume=True, say=_quiet),
+        )
         outcome = clock.run(
             f"predict validation ({h})",
             n_val,
@@ -157,8 +163,8 @@ def measure_ladder(
         )
         return outcome.score
 
-    stage("pretrain", run, "pretrain", lambda: run_pretrain(config, data_root, run, say=_quiet))
-    stage("cluster", run, "cluster", lambda: run_cluster(config, data_root, run, say=_quiet))
+    stage("pretrain", run, "pretrain", lambda: run_pretrain(config, data_root, run, resume=True, say=_quiet))
+    stage("cluster", run, "cluster", lambda: run_cluster(config, data_root, run, resume=True, say=_quiet))
     scores = {head: finetune_and_predict(config, run)}
     plain = sibling_run(run, NO_SALIENCY_RUN, ("pretrain",))
     plain_config = load_config(preset, [*overrides, *NO_SALIENCY])
@@ -166,7 +172,7 @@ def measure_ladder(
         "cluster without saliency",
         plain,
         "cluster",
-        lambda: run_cluster(plain_config, data_root, plain, say=_quiet),
+        lambda: run_cluster(plain_config, data_root, plain, resume=True, say=_quiet),
     )
     other_run = sibling_run(run, other, ("pretrain", "cluster"))
     scores[other] = finetune_and_predict(
