@@ -85,11 +85,17 @@ def _all_background_miou(data) -> float:
     return 100 * background / valid / (ImageNetS(data).num_classes + 1)
 
 
-def test_report_opens_with_the_headline_and_folds_the_config_last(tmp_path):
-    data, run = _fake_run(tmp_path)
+@pytest.fixture(scope="module")
+def new_run(tmp_path_factory):
+    """``(data, run, page)`` of a run with every new key, rendered once for the tests that only read it."""
+    data, run = _fake_run(tmp_path_factory.mktemp("new-run"))
     path = write_run_report(run, data, workers=1)
-    page = path.read_text()
     assert path == run / "report.html"
+    return data, run, path.read_text()
+
+
+def test_report_opens_with_the_headline_and_folds_the_config_last(new_run):
+    page = new_run[2]
     assert _headings(page) == [
         "Headline",
         "Training stages",
@@ -115,9 +121,8 @@ def test_report_opens_with_the_headline_and_folds_the_config_last(tmp_path):
     assert not re.search(r"(src|href)=\"(http|file|/)", page)  # nothing outside the file
 
 
-def test_without_ladder_json_the_report_computes_the_single_run_ladder(tmp_path):
-    data, run = _fake_run(tmp_path)
-    page = write_run_report(run, data, workers=1).read_text()
+def test_without_ladder_json_the_report_computes_the_single_run_ladder(new_run):
+    data, _, page = new_run
     assert "Computed from this run" in page
     floor = _all_background_miou(data)
     assert _row(page, "all background") == [f"{floor:.2f}", "0.00", "", ""]
@@ -143,9 +148,8 @@ def test_ladder_json_replaces_the_computed_ladder(tmp_path):
     assert _row(page, "NMI") == ["0.250", "0.125"]
 
 
-def test_new_cluster_keys_show_in_the_headline_with_the_ground_truth_note(tmp_path):
-    data, run = _fake_run(tmp_path)
-    page = write_run_report(run, data, workers=1).read_text()
+def test_new_cluster_keys_show_in_the_headline_with_the_ground_truth_note(new_run):
+    page = new_run[2]
     headline = page[: page.index("<h2>Training stages</h2>")]
     assert _row(headline, "cluster accuracy") == ["0.750"]
     assert _row(headline, "cluster accuracy without attention") == ["0.625"]
