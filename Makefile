@@ -109,8 +109,8 @@ bench-refine: install
 bench-predict: install
 	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_predict.py
 
-bench-pipeline: install
-	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_pipeline.py --fresh
+bench-pipeline: install  # SEEDS=1,2,3: the whole ladder once per seed, then mean and spread
+	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_pipeline.py --fresh $(if $(SEEDS),--seeds $(SEEDS))
 
 clean:
 	rm -rf .pytest_cache .ruff_cache build *.egg-info

@@ -16,7 +16,8 @@ import click
     "run_dir",
     required=True,
     type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="The run folder (RUN/config.yaml, RUN/<stage>/metrics.jsonl, RUN/predict/, RUN/refine/).",
+    help="The run folder (RUN/config.yaml, RUN/<stage>/metrics.jsonl, RUN/predict/, RUN/refine/, "
+    "RUN/ladder.json).",
 )
 @click.option(
     "--data",
@@ -28,9 +29,12 @@ import click
     "--workers", type=click.IntRange(min=0), default=0, show_default=True, help="Scoring processes."
 )
 def report(run_dir: Path, data: Path, workers: int) -> None:
-    """Write RUN/report.html: config, per-stage metrics and loss curves, the threshold sweep,
-    validation scores with per-class IoU (raw and refined), and overlays of a few validation images
-    (raw, refined, ground truth).
+    """Write RUN/report.html. It opens with the headline: final validation scores (raw and refined),
+    the stage ladder (RUN/ladder.json from `make bench-pipeline`, else the ladder this run gives: all
+    background, pseudo-labels, + finetune, + refine), cluster accuracy and NMI with and without
+    attention, saliency and pseudo-label quality, and a few validation images beside their ground truth
+    and predictions. Then per-stage metrics with loss and diagnostic curves, the threshold sweep,
+    per-class IoU, and the resolved config, folded.
 
     \b
     luss report --run runs/demo --data data/demo

@@ -22,7 +22,7 @@ COMMANDS = {
     "score": ("luss_cli.cmd_score:score", "Score predictions like the official evaluator."),
     "refine": ("luss_cli.cmd_refine:refine", "SAM semantic voting on predictions."),
     "pack": ("luss_cli.cmd_pack:pack", "Build or check a submission zip."),
-    "report": ("luss_cli.cmd_report:report", "Write RUN/report.html (metrics, curves, IoU, overlays)."),
+    "report": ("luss_cli.cmd_report:report", "Write RUN/report.html (scores, ladder, curves, overlays)."),
 }
 
 

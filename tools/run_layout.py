@@ -12,6 +12,7 @@ RUN/cluster/validation/<wnid>/<stem>.png|.npy      raw cluster labels + attentio
 RUN/cluster/saliency/<wnid>/<stem>.png             MaskCut saliency of train images (optional)
 RUN/cluster/.<step>.done                           end of a cluster sub-step (attention, kmeans, ...)
 RUN/<stage>/.done                                  written last; a rerun skips a finished stage
+RUN/ladder.json  RUN/report.html                   stage ladder (make bench-pipeline), run report
 ```
 """
 
@@ -35,6 +36,15 @@ class RunLayout:
     @property
     def config_file(self) -> Path:
         return self.root / "config.yaml"
+
+    @property
+    def ladder_file(self) -> Path:
+        """The stage ladder that ``make bench-pipeline`` measured for this run (``luss report`` shows it)."""
+        return self.root / "ladder.json"
+
+    @property
+    def report_file(self) -> Path:
+        return self.root / "report.html"
 
     def stage_dir(self, stage: str) -> Path:
         if stage not in STAGES:

@@ -87,6 +87,13 @@ def save_config(config: LussConfig, path: str | os.PathLike[str]) -> None:
     atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
+def read_saved_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A saved ``RUN/config.yaml`` as plain data, for reading a few keys (``{}`` when absent)."""
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text()) if path.is_file() else None
+    return raw if isinstance(raw, dict) else {}
+
+
 def _check_field(cls: type, name: str, where: str) -> None:
     names = [f.name for f in dataclasses.fields(cls)]
     if name not in names:

@@ -1,4 +1,4 @@
-"""``RUN/report.html``: one self-contained page per run (config, metrics, curves, IoU, overlays)."""
+"""``RUN/report.html``: one self-contained page per run (headline and ladder, curves, IoU, config)."""
 
 from tools.report.html_report import write_run_report
 
