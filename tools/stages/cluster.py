@@ -81,12 +81,19 @@ def dense_labels(
     import jittor as jt
     from jittor import nn
 
+    from models.feature_aggregator import input_multiple
     from tools.predict.labels import nearest_resize_labels
 
     w, h = image.size
-    x = jt.array(to_normalized_chw(resize_shorter_side(image, short_side))[None])
+    chw = to_normalized_chw(resize_shorter_side(image, short_side))
+    rh, rw = chw.shape[1:]
+    m = input_multiple(net.backbone)  # ViT patches: zero-pad bottom/right (as SAM), crop the features
+    x = jt.array(np.pad(chw, ((0, 0), (0, -rh % m), (0, -rw % m)))[None])
     with jt.no_grad():
-        u_n, attention = net.dense(x)  # [1, D, h', w'], [1, 1, h', w']
+        u_n, attention = net.dense(x)  # [1, D, h', w'], [1, 1, h', w'] of the padded input
+        ph, pw = int(u_n.shape[2]), int(u_n.shape[3])
+        vh, vw = -(-rh * ph // x.shape[2]), -(-rw * pw // x.shape[3])
+        u_n, attention = u_n[:, :, :vh, :vw], attention[:, :, :vh, :vw]
         attention = nn.interpolate(attention, size=(h, w), mode="bilinear", align_corners=False)
         d, fh, fw = (int(v) for v in u_n.shape[1:])
         cos = jt.matmul(jt.array(centroids), u_n.reshape(d, fh * fw))  # [C, h'w']
