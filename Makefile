@@ -49,7 +49,7 @@ demo-data: install
 
 # Training stages run under mpirun when GPUS > 1 (as root OpenMPI needs --allow-run-as-root).
 MPI_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
-LAUNCH := $(if $(filter-out 1,$(GPUS)),mpirun -np $(GPUS) $(MPI_ROOT_FLAG),)
+LAUNCH := $(if $(filter-out 1,$(GPUS)),mpirun -np $(GPUS) --bind-to none $(MPI_ROOT_FLAG),)
 SAM_FLAG := $(if $(SAM_CKPT),--sam-checkpoint $(SAM_CKPT),)
 DINO_FLAG := $(if $(DINO_CKPT),--dino-checkpoint $(DINO_CKPT),)
 STAGE_ARGS := --preset $(PRESET) --data $(DATA_DIR) --run $(RUN)

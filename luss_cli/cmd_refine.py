@@ -156,9 +156,10 @@ def refine(
     from tools.data.imagenet_s import ImageNetS
     from tools.engine.distributed import World, env_world
     from tools.refine.generator_config import cache_fingerprint
-    from tools.refine.refiner import RefineOptions, missing_outputs, refine_split
+    from tools.refine.refiner import RefineOptions, refine_split, score_refined_split
     from tools.refine.sam_model import build_sam, make_mask_source, select_device
     from tools.run_layout import RunLayout
+    from tools.runtime import format_status
 
     config = build_generator_config(generator_values, point_grids)
     env = env_world()
@@ -176,6 +177,8 @@ def refine(
         return make_mask_source(build_sam(sam_checkpoint, model_type, target), config)
 
     options = RefineOptions(mode, background_policy, revote=revote, recompute_masks=recompute_masks)
+    if world.is_main:
+        console.print(format_status(f"refine {split}", select_device(device), world, "1 image"))
     summary = refine_split(
         dataset, split, layout, options, mask_source_factory, fingerprint, params, world, console=console
     )
@@ -185,25 +188,13 @@ def refine(
             rates += f", SAM {summary.sam_seconds_per_image:.2f} s/img"
         console.print(
             f"refine {split}: {summary.voted} voted ({summary.generated} SAM runs, {summary.cache_hits} from "
-            f"cache), {summary.skipped} up to date; {rates} -> {layout.refine_dir(split)}"
+            f"cache), {summary.skipped} up to date; {rates} (rank 0's shard) -> {layout.refine_dir(split)}"
         )
-    if split != "validation" or no_score or not world.is_main:
+    if split != "validation" or no_score:
         return
-    missing = missing_outputs(dataset, split, layout)
-    if missing:
-        console.print(
-            f"[yellow]{len(missing)} refined PNGs are still missing (other ranks?); scoring skipped. Run "
-            "this command again once every rank is done: up-to-date images are skipped and it only scores.[/]"
-        )
-        return
-    score_refined(layout, dataset, split, workers, console)
+    scored = score_refined_split(dataset, split, layout, world, workers, console)
+    if scored.score is not None:
+        from tools.evaluation import print_score_table
 
-
-def score_refined(layout, dataset, split: str, workers: int, console) -> None:
-    """Recompute the Hungarian match on the refined PNGs, write match.json, print the scores."""
-    from tools.evaluation import print_score_table, save_match_file, score_predictions
-
-    result = score_predictions(layout.refine_dir(split), dataset, split, match=None, workers=workers)
-    save_match_file(layout.match_file("refine", split), result.match)
-    print_score_table(result, console=console)
-    console.print(f"Wrote {layout.match_file('refine', split)}")
+        print_score_table(scored.score, console=console)
+        console.print(f"Wrote {scored.match_file}")

@@ -4,6 +4,7 @@ a command that does not train never imports Jittor or PyTorch."""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -59,23 +60,68 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 
 def main() -> None:
+    """Run the command; under mpirun an error on one rank ends the whole job (see :func:`_end_job`)."""
+    try:
+        code = _run()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException as exc:  # noqa: BLE001 - anything else: a traceback, and the job must still end
+        if not _in_mpi_job():
+            raise
+        import traceback
+
+        traceback.print_exc()
+        _end_job(1, f"{type(exc).__name__}: {exc}")
+    if code and _in_mpi_job():
+        _end_job(code, "see the error above")
+    sys.exit(code)
+
+
+def _run() -> int:
+    """The command's exit status; user errors are printed without a traceback."""
     try:
         rc = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except LussError as exc:
-        click.secho(f"Error: {exc}", fg="red", err=True)
+        click.secho(f"Error{_rank_tag()}: {exc}", fg="red", err=True)
         problems = getattr(exc, "problems", None) or []
         for line in problems[:20]:
             click.echo(f"  - {line}", err=True)
         if len(problems) > 20:
             click.echo(f"  ... and {len(problems) - 20} more", err=True)
-        sys.exit(2)
+        return 2
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        sys.exit(130)
-    sys.exit(rc if isinstance(rc, int) else 0)
+        return 130
+    return rc if isinstance(rc, int) else 0
+
+
+def _in_mpi_job() -> bool:
+    from tools.engine.distributed import env_world
+
+    return env_world().size > 1
+
+
+def _rank_tag() -> str:
+    from tools.engine.distributed import env_world
+
+    world = env_world()
+    return f" (rank {world.rank}/{world.size})" if world.size > 1 else ""
+
+
+def _end_job(code: int, reason: str) -> None:
+    """Leave at once without MPI_Finalize, so OpenMPI's mpirun ends every rank with this status.
+
+    ``sys.exit`` would run Jittor's exit handlers, whose ``MPI_Finalize`` waits for the other ranks,
+    which wait at their next barrier for this one: the job would hang. A rank that exits without
+    finalising makes mpirun abort the job within seconds (measured: 2 ranks, about 3 s).
+    """
+    click.echo(f"luss{_rank_tag()}: ending the MPI job with status {code} ({reason}).", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

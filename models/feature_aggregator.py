@@ -101,3 +101,8 @@ class FeatureAggregator(nn.Module):
             if i < last:
                 s = d + self.spaceconv[i](d)
         return self.fusion(d)
+
+
+def input_multiple(backbone: nn.Module) -> int:
+    """Input sides must be multiples of this: the ViT patch of a SAM backbone; ResNets take any size."""
+    return backbone.output_stride if isinstance(backbone, FeatureAggregator) else 1

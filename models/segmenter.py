@@ -11,7 +11,7 @@ from __future__ import annotations
 import jittor as jt
 from jittor import nn
 
-from models.feature_aggregator import FeatureAggregator
+from models.feature_aggregator import input_multiple
 from models.heads import LastLayer, ProgressiveUpsamplingHead
 
 HEADS = ("progressive", "last_layer")
@@ -76,7 +76,7 @@ class Segmenter(nn.Module):
     @property
     def input_multiple(self) -> int:
         """Input sides must be multiples of this (ViT patches); ResNets take any size."""
-        return self.backbone.output_stride if isinstance(self.backbone, FeatureAggregator) else 1
+        return input_multiple(self.backbone)
 
     def execute(self, x: jt.Var) -> jt.Var:
         """``x [B, 3, H, W]`` -> ``[B, C+1, ceil(H / s), ceil(W / s)]`` with ``s = output_stride``.

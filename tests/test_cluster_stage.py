@@ -175,3 +175,31 @@ def test_saliency_step_feeds_the_attention_loss(tmp_path):
     metrics = (layout.pixel_attention_dir() / "metrics.jsonl").read_text()
     assert '"saliency"' in metrics
     assert not layout.is_done("cluster")
+
+
+@pytest.mark.parametrize(
+    ("arch", "size"),
+    [
+        ("sam_tiny_adapter", (500, 375)),
+        ("sam_tiny_adapter", (333, 500)),
+        ("sam_tiny_adapter", (17, 29)),
+        ("resnet18", (375, 500)),
+    ],
+)
+def test_dense_labels_take_odd_image_sizes_with_any_backbone(arch, size):
+    """ImageNet-like sizes give sides that are no multiple of the ViT patch (500x375 at a shorter side of
+    40 -> 53x40; 29x17 -> 40x68): the input is padded to the patch and the features cropped back."""
+    from tools.stages.cluster import dense_labels, unit_rows
+    from tools.stages.pixel_attention import build_pixel_attention_net
+
+    config = tiny_config()
+    config.model.arch, config.model.adapter_width = arch, 16
+    net = build_pixel_attention_net(config, heads=False)
+    net.eval()
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    centroids = unit_rows(rng.standard_normal((3, net.backbone.num_features)).astype(np.float32))
+    labels, attention = dense_labels(net, image, centroids, 40)
+    assert labels.shape == attention.shape == (size[1], size[0])
+    assert labels.min() >= 1 and labels.max() <= 3
+    assert np.isfinite(attention).all()

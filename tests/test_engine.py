@@ -190,3 +190,76 @@ def test_strict_load_names_the_mismatch():
     state["extra.head"] = np.zeros(1, np.float32)
     with pytest.raises(CheckpointMismatchError, match="unexpected keys.*extra.head"):
         load_model_state(net, state, "ckpt.pkl")
+
+
+def test_only_the_newest_snapshots_are_kept_plus_final(tmp_path):
+    loop = dataclasses.replace(_loop(), epochs=5, checkpoint_freq=1, keep_checkpoints=2)
+    fit(TinyTask(), loop, tmp_path)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["ckp-0004.pkl", "ckp-0005.pkl", "final.pkl", "latest.pkl"]
+    fit(TinyTask(), dataclasses.replace(loop, keep_checkpoints=0), tmp_path / "all")
+    assert len(list((tmp_path / "all" / "checkpoints").glob("ckp-*.pkl"))) == 5
+
+
+class FrozenEncoderNet(jt.nn.Module):
+    """A frozen tiny SAM encoder + adapter (as the sam_* archs) and a trained linear head."""
+
+    def __init__(self):
+        from models.feature_aggregator import FeatureAggregator
+        from models.sam_encoder import sam_tiny
+
+        super().__init__()
+        jt.set_global_seed(3)
+        self.backbone = FeatureAggregator(sam_tiny(32), out_channels=8, freeze_encoder=True)
+        self.fc = jt.nn.Linear(8, 1)
+
+    def execute(self, x):
+        return self.fc(self.backbone(x).mean(dims=(2, 3)))
+
+
+class FrozenEncoderTask(TinyTask):
+    name = "frozen"
+
+    def __init__(self):
+        super().__init__()
+        self.model = FrozenEncoderNet()
+        self.data = np.random.default_rng(1).normal(size=(16, 3, 32, 32)).astype(np.float32)
+
+    def trainable_parameters(self):
+        return self.model.backbone.trainable_parameters() + self.model.fc.parameters()
+
+    def skipped_parameters(self, step):
+        return set()
+
+
+def test_frozen_encoder_is_saved_once_and_resume_is_exact(tmp_path):
+    import pickle
+
+    from tools.engine.checkpoint import load_checkpoint
+
+    loop = dataclasses.replace(_loop(), checkpoint_freq=1)
+    straight = FrozenEncoderTask()
+    encoder = {k: v for k, v in model_state(straight.model).items() if k.startswith("backbone.encoder.")}
+    fit(straight, loop, tmp_path / "a")
+    killed = FrozenEncoderTask()
+    assert not fit(killed, loop, tmp_path / "b", stop_after_iterations=6).completed  # mid epoch 1
+    resumed = FrozenEncoderTask()
+    assert fit(resumed, loop, tmp_path / "b", resume=True).completed
+    a, b = model_state(straight.model), model_state(resumed.model)
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+    folder = tmp_path / "b" / "checkpoints"
+    assert len(list(folder.glob("frozen-*.pkl"))) == 1
+    for name in ("ckp-0001.pkl", "ckp-0003.pkl", "latest.pkl", "final.pkl"):
+        with open(folder / name, "rb") as fh:
+            raw = pickle.load(fh)
+        assert not [k for k in raw["model"] if k.startswith("backbone.encoder.")], name
+        assert raw["frozen"]["keys"] == len(encoder)
+        full = load_checkpoint(folder / name)["model"]
+        for key, value in encoder.items():
+            np.testing.assert_array_equal(full[key], value, err_msg=f"{name}: {key}")
+        assert any(k.startswith("backbone.downconv.") for k in raw["model"])  # the trained adapter stays
+    next(folder.glob("frozen-*.pkl")).unlink()
+    with pytest.raises(LussError, match="frozen-.*missing"):
+        load_checkpoint(folder / "final.pkl")

@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from mpi_launch import run_mpi
 
 pytestmark = pytest.mark.slow
 
 
-def _mpirun() -> list[str]:
-    mpirun = shutil.which("mpirun")
-    if mpirun is None:
-        pytest.skip("OpenMPI is not installed (apt-get install openmpi-bin libopenmpi-dev)")
-    cmd = [mpirun, "--oversubscribe", "-np", "2"]
-    if os.geteuid() == 0:
-        cmd.insert(1, "--allow-run-as-root")
-    return cmd
-
-
 def test_two_ranks_keep_identical_parameters_and_only_rank0_writes(tmp_path):
     script = Path(__file__).parent / "mpi" / "train_tiny.py"
-    env = {**os.environ, "nvcc_path": "", "log_silent": "1", "LUSS_FORCE_CPU": "1"}
-    result = subprocess.run(
-        [*_mpirun(), sys.executable, str(script), str(tmp_path / "run")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        check=False,
-    )
+    result = run_mpi([sys.executable, str(script), str(tmp_path / "run")], timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     digests = dict(re.findall(r"RANK (\d) DIGEST ([0-9a-f]+)", result.stdout))
     assert set(digests) == {"0", "1"}

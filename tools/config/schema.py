@@ -31,7 +31,8 @@ class LoopConfig:
     batch_size: int = 16
     workers: int = 2
     seed: int = 31
-    checkpoint_freq: int = 5
+    checkpoint_freq: int = 5  # a ckp-<epoch>.pkl snapshot every this many epochs (and at the end)
+    keep_checkpoints: int = 3  # the newest this many snapshots are kept (0 = all), plus final.pkl
     log_every: int = 10
     optim: OptimConfig = field(default_factory=OptimConfig)
 

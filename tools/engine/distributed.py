@@ -9,9 +9,15 @@ runs Jittor's own ``nn.BatchNorm`` path, not its single-process CPU kernel).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
 
 from tools.errors import LussError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,11 @@ class World:
                 f"use a multiple of {self.size}, e.g. {max(1, global_batch // self.size) * self.size}."
             )
         return global_batch // self.size
+
+
+def shard(items: Sequence[T], world: World) -> list[T]:
+    """This rank's slice, every ``size``-th item: balanced, disjoint (no two ranks write the same file)."""
+    return list(items[world.rank :: world.size])
 
 
 def env_world() -> World:
@@ -66,8 +77,28 @@ def all_reduce_mean(var):
 
 
 def barrier() -> None:
-    """Block until every rank reaches this point (a tiny all-reduce)."""
+    """Block until every rank reaches this point (a tiny all-reduce); free without a launcher."""
+    if env_world().size == 1:
+        return
     import jittor as jt
 
     if jt.in_mpi:
         jt.array([1.0]).mpi_all_reduce("add").sync()
+
+
+def broadcast_float(value: float) -> float:
+    """Rank 0's ``value`` on every rank (exactly: a float64 broadcast)."""
+    import jittor as jt
+
+    if not jt.in_mpi:
+        return value
+    return float(jt.array(np.array([value], np.float64)).mpi_broadcast(0).numpy()[0])
+
+
+def sum_over_ranks(value: int) -> int:
+    """The sum of an integer count over ranks (e.g. files written per shard)."""
+    import jittor as jt
+
+    if not jt.in_mpi:
+        return value
+    return int(jt.array(np.array([value], np.float64)).mpi_all_reduce("add").numpy()[0])

@@ -16,6 +16,19 @@ def model_state(module) -> dict[str, np.ndarray]:
     return {name: var.numpy().copy() for name, var in module.state_dict().items()}
 
 
+def frozen_state(module) -> dict[str, np.ndarray]:
+    """The state of frozen encoders (a submodule with ``freeze_encoder`` true and an ``encoder``, e.g. the
+    SAM encoder of a Feature Aggregator): weights that training never changes, saved once per run."""
+    prefixes = tuple(
+        f"{name}.encoder." if name else "encoder."
+        for name, sub in module.named_modules()
+        if getattr(sub, "freeze_encoder", False) and getattr(sub, "encoder", None) is not None
+    )
+    if not prefixes:
+        return {}
+    return {k: v for k, v in model_state(module).items() if k.startswith(prefixes)}
+
+
 def load_model_state(
     module,
     state: dict[str, np.ndarray],

@@ -19,13 +19,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from tools.config.schema import LoopConfig
-from tools.engine.checkpoint import CheckpointPaths, load_checkpoint, save_checkpoint
+from tools.engine.checkpoint import CheckpointPaths, FrozenWeights, load_checkpoint, save_checkpoint
 from tools.engine.distributed import World, jittor_world
 from tools.engine.metrics_log import MetricsLog
 from tools.engine.optimizer import SGDLarc
 from tools.engine.progress import TrainProgress
 from tools.engine.schedule import lr_schedule
-from tools.engine.state import load_model_state, model_state
+from tools.engine.state import frozen_state, load_model_state, model_state
 from tools.errors import LussError
 
 
@@ -87,6 +87,7 @@ def fit(
     world = jittor_world()
     paths = CheckpointPaths(out_dir / "checkpoints")
     log = MetricsLog(out_dir / "metrics.jsonl", enabled=world.is_main)
+    frozen = _frozen_weights(task, world)
 
     # Same seed on every rank: identical initial weights (the optimiser also broadcasts from rank 0).
     seed_everything(loop.seed)
@@ -141,13 +142,15 @@ def fit(
                 epoch, index = epoch + 1, 0
                 summary = {f"epoch_{k}": v / max(epoch_count, 1) for k, v in epoch_sums.items()}
                 log.write({"iteration": epoch * iters_per_epoch - 1, "epoch_end": epoch - 1, **summary})
-                _save(task, optimizer, paths, world, epoch, 0, iters_per_epoch, config_dict)
+                _save(task, optimizer, paths, world, epoch, 0, iters_per_epoch, config_dict, frozen)
                 if epoch % loop.checkpoint_freq == 0 or epoch == loop.epochs:
-                    _save_snapshot(task, paths.snapshot(epoch), world, epoch, config_dict)
-        _save_snapshot(task, paths.final, world, epoch, config_dict)
+                    _save_snapshot(task, paths.snapshot(epoch), world, epoch, config_dict, frozen)
+                    if world.is_main:
+                        paths.prune_snapshots(loop.keep_checkpoints)
+        _save_snapshot(task, paths.final, world, epoch, config_dict, frozen)
         completed = True
     except (_Interrupted, KeyboardInterrupt) as exc:
-        _save(task, optimizer, paths, world, epoch, index, iters_per_epoch, config_dict)
+        _save(task, optimizer, paths, world, epoch, index, iters_per_epoch, config_dict, frozen)
         if isinstance(exc, KeyboardInterrupt):
             raise
     finally:
@@ -168,7 +171,24 @@ def _rank_state_path(paths: CheckpointPaths, rank: int) -> Path:
     return paths.directory / f"latest-rank{rank}.pkl"
 
 
-def _save(task, optimizer, paths, world: World, epoch: int, index: int, ipe: int, config_dict) -> None:
+def _frozen_weights(task, world: World) -> FrozenWeights | None:
+    """Rank 0's frozen encoder state (constant during training), or ``None`` when nothing is frozen."""
+    state = frozen_state(task.model) if world.is_main else {}
+    return FrozenWeights(state) if state else None
+
+
+def _model_payload(task, paths: CheckpointPaths, frozen: FrozenWeights | None) -> dict[str, Any]:
+    """``{"model": ...}`` without the frozen weights, which go once into ``frozen-<digest>.pkl``."""
+    model = model_state(task.model)
+    if frozen is None:
+        return {"model": model}
+    model, ref = frozen.split(model, paths.directory)
+    return {"model": model, "frozen": ref}
+
+
+def _save(
+    task, optimizer, paths, world: World, epoch: int, index: int, ipe: int, config_dict, frozen
+) -> None:
     """Rank 0 writes model + optimiser + position; every rank writes its own task state (queues)."""
     position = {"epoch": epoch, "index": index, "iteration": epoch * ipe + index, "world_size": world.size}
     if not world.is_main:
@@ -176,7 +196,7 @@ def _save(task, optimizer, paths, world: World, epoch: int, index: int, ipe: int
     if world.is_main:
         payload = {
             "stage": task.name,
-            "model": model_state(task.model),
+            **_model_payload(task, paths, frozen),
             "optimizer": optimizer.state_dict(),
             "extra": task.extra_state(),
             "config": config_dict,
@@ -186,12 +206,11 @@ def _save(task, optimizer, paths, world: World, epoch: int, index: int, ipe: int
         save_checkpoint(paths.latest, payload)
 
 
-def _save_snapshot(task, path: Path, world: World, epoch: int, config_dict) -> None:
+def _save_snapshot(task, path: Path, world: World, epoch: int, config_dict, frozen) -> None:
     if world.is_main:
-        save_checkpoint(
-            path,
-            {"stage": task.name, "model": model_state(task.model), "epoch": epoch, "config": config_dict},
-        )
+        paths = CheckpointPaths(path.parent)
+        payload = {"stage": task.name, **_model_payload(task, paths, frozen), "epoch": epoch}
+        save_checkpoint(path, {**payload, "config": config_dict})
 
 
 def _restore(task, optimizer, paths: CheckpointPaths, world: World, ipe: int) -> tuple[int, int]:

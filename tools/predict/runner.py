@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from tools.data.imagenet_s import ImageNetS, Sample
+from tools.data.imagenet_s import ImageNetS
 from tools.data.images import load_rgb_image
 from tools.data.label_codec import write_label_png
-from tools.engine.distributed import World
+from tools.engine.distributed import World, shard
 from tools.predict.labels import logits_to_labels
 from tools.predict.preprocess import resize_shorter_side, to_normalized_chw
 
@@ -64,11 +64,6 @@ def predict_image(segmenter: Segmenter, image_path: Path, options: PredictOption
     chw = to_normalized_chw(resize_shorter_side(image, options.short_side))
     logits = predict_logits(segmenter, chw, options.flip_tta)
     return logits_to_labels(logits, height, width, options.max_res)
-
-
-def shard(samples: list[Sample], world: World) -> list[Sample]:
-    """Every rank takes every ``size``-th image: balanced, and no two ranks write the same file."""
-    return samples[world.rank :: world.size]
 
 
 def predict_split(

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tools.atomic_io import atomic_write_json
 from tools.data.imagenet_s import ImageNetS, Sample
 from tools.data.label_codec import read_label_png, write_label_png
-from tools.engine.distributed import World
+from tools.engine.distributed import World, shard
 from tools.errors import LussError
 from tools.refine.mask_cache import cache_path, load_mask_cache, save_mask_cache
 from tools.refine.sam_model import MaskSource
@@ -72,11 +72,6 @@ class RefineSummary:
     @property
     def vote_ms_per_image(self) -> float:
         return 1000.0 * self.vote_seconds / self.voted if self.voted else 0.0
-
-
-def shard(samples: list[Sample], world: World) -> list[Sample]:
-    """Every rank takes every ``size``-th image: balanced, and no two ranks write the same file."""
-    return samples[world.rank :: world.size]
 
 
 def vote_settings_path(layout: RunLayout, split: str) -> Path:
@@ -220,6 +215,45 @@ def refine_split(
         vote_seconds=vote_seconds,
         seconds=time.perf_counter() - start,
     )
+
+
+@dataclass(frozen=True)
+class RefineScore:
+    match_file: Path | None  # validation, once every rank's PNGs exist
+    score: object | None  # tools.evaluation.scorer.ScoreResult (rank 0)
+
+
+def score_refined_split(
+    data: ImageNetS,
+    split: str,
+    layout: RunLayout,
+    world: World | None = None,
+    workers: int = 0,
+    console: Console | None = None,
+) -> RefineScore:
+    """After :func:`refine_split` on every rank: wait for all (under mpirun), then rank 0 alone matches
+    and scores the whole validation split; ``match.json`` exists on every rank when this returns."""
+    from tools.engine.distributed import barrier
+
+    world = world or World(0, 1)
+    barrier()
+    result = None
+    if split == "validation" and world.is_main:
+        missing = missing_outputs(data, split, layout)
+        if missing:  # shards launched by hand (--rank/--world-size), not under one mpirun
+            (console or Console()).print(
+                f"[yellow]{len(missing)} refined PNGs are still missing (other shards?); scoring skipped. "
+                "Run this command again once every shard is done: up-to-date images are skipped.[/]"
+            )
+        else:
+            from tools.evaluation import save_match_file, score_predictions
+
+            result = score_predictions(layout.refine_dir(split), data, split, match=None, workers=workers)
+            save_match_file(layout.match_file("refine", split), result.match)
+    barrier()
+    match = layout.match_file("refine", split)
+    written = split == "validation" and match.is_file() and (result is not None or not world.is_main)
+    return RefineScore(match if written else None, result)
 
 
 def summary_dict(summary: RefineSummary) -> dict:

@@ -29,6 +29,7 @@ from tools.config.schema import LussConfig
 from tools.data.imagenet_s import ImageNetS, Sample
 from tools.data.images import load_rgb_image
 from tools.data.label_codec import write_label_png
+from tools.engine.distributed import barrier, broadcast_float, jittor_world, shard, sum_over_ranks
 from tools.errors import DatasetError, LussError
 from tools.predict.preprocess import resize_shorter_side, to_normalized_chw
 from tools.progress import progress_bar
@@ -87,12 +88,19 @@ def dense_labels(
     import jittor as jt
     from jittor import nn
 
+    from models.feature_aggregator import input_multiple
     from tools.predict.labels import nearest_resize_labels
 
     w, h = image.size
-    x = jt.array(to_normalized_chw(resize_shorter_side(image, short_side))[None])
+    chw = to_normalized_chw(resize_shorter_side(image, short_side))
+    rh, rw = chw.shape[1:]
+    m = input_multiple(net.backbone)  # ViT patches: zero-pad bottom/right (as SAM), crop the features
+    x = jt.array(np.pad(chw, ((0, 0), (0, -rh % m), (0, -rw % m)))[None])
     with jt.no_grad():
-        u_n, attention = net.dense(x)  # [1, D, h', w'], [1, 1, h', w']
+        u_n, attention = net.dense(x)  # [1, D, h', w'], [1, 1, h', w'] of the padded input
+        ph, pw = int(u_n.shape[2]), int(u_n.shape[3])
+        vh, vw = -(-rh * ph // x.shape[2]), -(-rw * pw // x.shape[3])
+        u_n, attention = u_n[:, :, :vh, :vw], attention[:, :, :vh, :vw]
         attention = nn.interpolate(attention, size=(h, w), mode="bilinear", align_corners=False)
         d, fh, fw = (int(v) for v in u_n.shape[1:])
         cos = jt.matmul(jt.array(centroids), u_n.reshape(d, fh * fw))  # [C, h'w']
@@ -127,6 +135,7 @@ class ClusterStage:
         self.data = ImageNetS(data_root)
         self.layout = RunLayout.at(run_dir)
         self.say = say
+        self.world = jittor_world()
 
     # -- helpers ---------------------------------------------------------------------------------------
     def samples(self, split: str) -> list[Sample]:
@@ -157,16 +166,33 @@ class ClusterStage:
 
     # -- sub-steps -------------------------------------------------------------------------------------
     def step_saliency(self, resume: bool) -> dict[str, Any]:
+        """Every rank writes the maps of its shard; after the barrier every train image has one."""
         from tools.clustering.maskcut_stage import write_saliency_maps
         from tools.clustering.quality import saliency_quality
 
-        samples = self.samples("train")
-        info = write_saliency_maps(self.config, samples, self.layout, self.say)
-        quality = saliency_quality(self.data.root, samples, self.layout.saliency_dir())
-        self.say(f"cluster: saliency {describe_quality(quality)}")
-        report = {**self.read_report(), "saliency": quality}
-        atomic_write_json(self.layout.cluster_file("report.json"), report)
-        return {**info, "quality": quality}
+        train = self.samples("train")
+        info = write_saliency_maps(self.config, shard(train, self.world), self.layout, self.say)
+        barrier()
+        self.require_saliency(train)
+        info = {**info, "images": len(train), "written": sum_over_ranks(info["written"])}
+        if self.world.is_main:
+            quality = saliency_quality(self.data.root, train, self.layout.saliency_dir())
+            self.say(f"cluster: saliency {describe_quality(quality)}")
+            report = {**self.read_report(), "saliency": quality}
+            atomic_write_json(self.layout.cluster_file("report.json"), report)
+            info["quality"] = quality
+        return info
+
+    def require_saliency(self, train: Sequence[Sample]) -> None:
+        """Refuse a missing or half-written saliency folder (a killed or still running saliency step)."""
+        saliency = self.layout.saliency_dir()
+        missing = [s for s in train if not (saliency / s.wnid / f"{s.stem}.png").is_file()]
+        if missing:
+            raise LussError(
+                f"pixel_attention.saliency_weight > 0 but {len(missing)} of {len(train)} train images have "
+                f"no saliency map in {saliency} (first: {missing[0].wnid}/{missing[0].stem}.png): run "
+                "`luss cluster --step saliency` to finish it (or --set pixel_attention.saliency_weight=0)."
+            )
 
     def step_attention(self, resume: bool) -> dict[str, Any]:
         from tools.engine.trainer import fit
@@ -177,11 +203,8 @@ class ClusterStage:
             raise LussError(f"{stage_one}: no Stage-1 checkpoint; run `luss pretrain` with this --run first.")
         saliency = self.layout.saliency_dir()
         use_saliency = self.config.pixel_attention.saliency_weight > 0
-        if use_saliency and not saliency.is_dir():
-            raise LussError(
-                f"pixel_attention.saliency_weight > 0 but {saliency} does not exist: run "
-                "`luss cluster --step saliency` first (or --set pixel_attention.saliency_weight=0)."
-            )
+        if use_saliency:
+            self.require_saliency(self.samples("train"))
         task = PixelAttentionTask(
             self.config, self.samples("train"), stage_one, saliency if use_saliency else None
         )
@@ -196,10 +219,16 @@ class ClusterStage:
 
         net = self.cluster_net()
         train, val = self.samples("train"), self.samples("validation")
-        cfg = self.cfg
-        train_emb, train_uniform = embed_samples(net, train, cfg.short_side, cfg.crop, "embed train")
-        val_emb = embed_samples(net, val, cfg.short_side, cfg.crop, "embed validation")[0] if val else None
+        both = self.gathered_embeddings(net, train, "train")
+        val_emb = self.gathered_embeddings(net, val, "validation") if val else None
+        if not self.world.is_main:
+            return {}  # k-means runs once, on rank 0; the others wait at the step's barrier
+        # Columns: attention-pooled embedding, then the same features pooled uniformly (the ablation).
+        half = both.shape[1] // 2
+        train_emb, train_uniform = both[:, :half], both[:, half:]
+        val_emb = val_emb[:, :half] if val_emb is not None else None
         k = self.num_clusters()
+        cfg = self.cfg
         result = kmeans(train_emb, k, cfg.niter, cfg.nredo, cfg.seed, val_emb)
         classes = np.array([self.data.class_id(s.wnid) for s in train])
         nmi = normalized_mutual_info(classes, result.train_labels)
@@ -233,7 +262,38 @@ class ClusterStage:
         )
         return report
 
+    def gathered_embeddings(self, net, samples: Sequence[Sample], split: str) -> np.ndarray | None:
+        """Each rank embeds its shard into ``embed-<split>-rank<r>.npy``; rank 0 gets all rows in order.
+
+        A row is ``[attention-pooled | uniformly pooled]`` (:func:`embed_samples`), ``2 D`` columns.
+        """
+        cfg = self.cfg
+        rank, size = self.world.rank, self.world.size
+        parts_of_mine = embed_samples(
+            net, shard(samples, self.world), cfg.short_side, cfg.crop, f"embed {split}"
+        )
+        mine = np.concatenate(parts_of_mine, axis=1)
+        if size == 1:
+            return mine
+        part = self.layout.cluster_file(f"embed-{split}-rank{rank}.npy")
+        with atomic_path(part, suffix=".npy") as tmp:
+            np.save(tmp, mine)
+        barrier()
+        if not self.world.is_main:
+            return None
+        parts = [self.layout.cluster_file(f"embed-{split}-rank{r}.npy") for r in range(size)]
+        shards = [np.load(p) for p in parts]
+        rows = np.zeros((len(samples), max(s.shape[1] for s in shards)), np.float32)
+        for r, rows_r in enumerate(shards):
+            if len(rows_r):  # a rank with an empty shard saved a [0, 0] array
+                rows[r::size] = rows_r
+        for p in parts:
+            p.unlink()
+        return rows
+
     def _write_split_labels(self, net, centroids, samples, out_dir: Path, threshold: float | None) -> None:
+        """Labels (and, without a threshold, attention maps) of this rank's shard of ``samples``."""
+        samples = shard(samples, self.world)
         with progress_bar(f"labels {out_dir.name}", len(samples)) as advance:
             for s in samples:
                 labels, attention = dense_labels(
@@ -271,7 +331,14 @@ class ClusterStage:
         centroids = unit_rows(np.load(self.layout.cluster_file("centroids.npy")))
         val_dir = self.layout.cluster_labels_dir("validation")
         self._write_split_labels(net, centroids, self.samples("validation"), val_dir, None)
-        t, extra = self.choose_threshold(val_dir, len(centroids))
+        barrier()  # the sweep reads every rank's validation maps
+        t, extra = self.choose_threshold(val_dir, len(centroids)) if self.world.is_main else (0.0, {})
+        t = broadcast_float(t)
+        self._write_split_labels(
+            net, centroids, self.samples("train"), self.layout.pseudo_label_dir("train"), t
+        )
+        if not self.world.is_main:
+            return {"threshold": t}
         self.say(f"cluster: threshold t = {t:.2f} ({extra['threshold_source']})")
         kept = foreground_fraction(val_dir, t)
         if kept is not None:
@@ -283,10 +350,9 @@ class ClusterStage:
                     "the attention is not trained enough (more pixel_attention epochs?); the train "
                     "pseudo-labels will be almost all background."
                 )
-        train = self.samples("train")
-        self._write_split_labels(net, centroids, train, self.layout.pseudo_label_dir("train"), t)
         from tools.clustering.quality import pseudo_label_quality
 
+        train = self.samples("train")
         quality = pseudo_label_quality(self.data.root, train, self.layout.pseudo_label_dir("train"))
         self.say(f"cluster: train pseudo-labels {describe_quality(quality)}")
         report = {**self.read_report(), "threshold": t, **extra, "train_pseudo_labels": quality}
@@ -313,26 +379,27 @@ def run_cluster(
     unknown = [s for s in wanted if s not in STEPS]
     if unknown:
         raise LussError(f"unknown cluster step(s) {unknown}; choose from {', '.join(STEPS)}")
-    from tools.engine.distributed import jittor_world
+    from tools.runtime import status_line
 
-    world = jittor_world()
-    if not world.is_main and "attention" not in wanted:
-        return {}
+    world = stage.world
+    say(status_line(STAGE, config.pixel_attention.loop.batch_size))
     if world.is_main:
         save_config(config, layout.config_file)
+    # Every rank runs every step on its shard (k-means and the threshold sweep once, on rank 0); a
+    # barrier ends each step, so no rank starts the next one before every rank's files exist, and
+    # rank 0 alone writes the step's marker after it (then a barrier: all ranks see the same markers).
     for step in (s for s in STEPS if s in wanted):
         step_marker = layout.cluster_step_marker(step)
         if step_marker.is_file():
             say(f"cluster: step {step} already done ({step_marker}); skipping.")
             continue
-        if step != "attention" and not world.is_main:
-            continue  # only training runs on every rank; inference steps run on rank 0
         say(f"cluster: step {step}")
         info = getattr(stage, f"step_{step}")(resume)
+        barrier()
         if world.is_main:
             atomic_write_json(step_marker, {"step": step, **info})
-    if not world.is_main:
-        return {}
-    if all(layout.cluster_step_marker(s).is_file() for s in default_steps(config)):
+        barrier()
+    if world.is_main and all(layout.cluster_step_marker(s).is_file() for s in default_steps(config)):
         atomic_write_json(marker, {"stage": STAGE, **stage.read_report()})
+    barrier()
     return stage.read_report()

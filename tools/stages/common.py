@@ -57,13 +57,16 @@ def fit_stage(
     loop: LoopConfig,
     resume: bool,
     stop_after_iterations: int | None,
+    say: Callable[[str], None] = print,
     **done_extra: Any,
 ) -> FitResult:
     """Rank 0 writes the resolved config, every rank trains ``make_task()`` with ``loop`` into
     ``RUN/<stage>/``, and rank 0 marks a completed stage done (``done_extra`` goes into ``.done``)."""
     from tools.engine.distributed import jittor_world
     from tools.engine.trainer import fit
+    from tools.runtime import status_line
 
+    say(status_line(stage, loop.batch_size))
     world = jittor_world()
     if world.is_main:
         save_config(config, layout.config_file)

@@ -179,5 +179,6 @@ def run_finetune(
         f.loop,
         resume,
         stop_after_iterations,
+        say,
         num_classes=num_classes,
     )

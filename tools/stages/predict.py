@@ -93,8 +93,9 @@ def run_predict(
     ``segmenter`` replaces the network loaded from the run (tests, benchmarks); ``limit`` stops after
     that many new images, as if the run were killed (tests).
     """
-    from tools.engine.distributed import env_world
+    from tools.engine.distributed import barrier, env_world
     from tools.predict.runner import predict_split
+    from tools.runtime import status_line
 
     if split not in SPLITS:
         raise LussError(f"unknown split {split!r}; luss predict runs on {' or '.join(SPLITS)}.")
@@ -102,6 +103,7 @@ def run_predict(
     layout = RunLayout.at(run_dir)
     dataset = ImageNetS(data_root)
     world = world or env_world()
+    say(status_line(f"predict {split}", "1 image"))
     net = segmenter if segmenter is not None else load_segmenter(run_dir)
     options = PredictOptions(config.short_side, config.max_res, config.flip_tta, overwrite)
     out_dir = layout.predict_dir(split)
@@ -112,13 +114,19 @@ def run_predict(
         f"predict {split}: {summary.written} written, {summary.skipped} already done, "
         f"{summary.images_per_second:.2f} img/s -> {out_dir}"
     )
-    if split != "validation" or not score or not world.is_main or limit is not None:
+    barrier()  # under mpirun: every shard's PNGs exist before rank 0 matches and scores
+    if split != "validation" or not score or limit is not None:
         return PredictOutcome(summary, out_dir, None, None)
-    missing = [s for s in ImageNetS(data_root).samples(split) if not (out_dir / s.png_name()).is_file()]
-    if missing:
-        say(f"{len(missing)} PNGs are still missing (other ranks?); run again to write match.json and score.")
-        return PredictOutcome(summary, out_dir, None, None)
-    result, match_path = match_and_score(layout, data_root, split, workers, progress)
+    result = match_path = None
+    if world.is_main:
+        missing = [s for s in ImageNetS(data_root).samples(split) if not (out_dir / s.png_name()).is_file()]
+        if missing:  # only when shards were launched by hand (--rank), not under one mpirun
+            say(f"{len(missing)} PNGs are still missing (other shards?); run again to write match.json.")
+        else:
+            result, match_path = match_and_score(layout, data_root, split, workers, progress)
+    barrier()  # match.json exists on every rank when this returns
+    if not world.is_main and layout.match_file(STAGE, split).is_file():
+        match_path = layout.match_file(STAGE, split)
     return PredictOutcome(summary, out_dir, match_path, result)
 
 

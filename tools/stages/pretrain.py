@@ -201,4 +201,5 @@ def run_pretrain(
         config.pretrain.loop,
         resume,
         stop_after_iterations,
+        say,
     )
