@@ -30,6 +30,7 @@ def test_cuda_when_a_gpu_is_listed_and_nvcc_runs():
         ({"LUSS_FORCE_CPU": "1"}, 8, NVCC, "LUSS_FORCE_CPU=1"),
         ({}, 0, NVCC, "no GPU"),
         ({}, 2, None, "no working nvcc"),
+        ({"CUDA_VISIBLE_DEVICES": ""}, 2, NVCC, "hides every GPU"),
     ],
 )
 def test_cpu_otherwise_and_jittor_is_kept_off_cuda(env, gpus, nvcc, reason):

@@ -113,6 +113,8 @@ def choose_device(env: Mapping[str, str], gpus: int, nvcc: str | None) -> Device
             f"nvidia-smi lists {gpus} GPU(s) but no working nvcc was found (Jittor compiles its CUDA "
             "kernels with it): install the CUDA toolkit or set nvcc_path=/path/to/nvcc",
         )
+    if env.get("CUDA_VISIBLE_DEVICES", "0").strip() in ("", "-1"):
+        return DeviceChoice("cpu", None, "CUDA_VISIBLE_DEVICES hides every GPU")
     if "CUDA_VISIBLE_DEVICES" in env or "device_id" in env:
         return DeviceChoice("cuda", 0 if "CUDA_VISIBLE_DEVICES" in env else int(env["device_id"]), "user")
     local = mpi_local_rank(env) if mpi_env_size(env) > 1 else 0
