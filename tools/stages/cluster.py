@@ -337,6 +337,7 @@ class ClusterStage:
         self._write_split_labels(
             net, centroids, self.samples("train"), self.layout.pseudo_label_dir("train"), t
         )
+        barrier()  # the train pseudo-label quality below reads every rank's labels
         if not self.world.is_main:
             return {"threshold": t}
         self.say(f"cluster: threshold t = {t:.2f} ({extra['threshold_source']})")
