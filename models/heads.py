@@ -10,7 +10,7 @@ import jittor as jt
 from jittor import nn
 
 from models.batchnorm import BatchNorm2d
-from models.init import kaiming_init_
+from models.init import classifier_init_, kaiming_init_
 
 
 def l2_normalize(x: jt.Var, dim: int = 1, eps: float = 1e-12) -> jt.Var:
@@ -172,7 +172,7 @@ class LastLayer(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int):
         self.conv = conv1x1(in_channels, num_classes + 1, True)
-        kaiming_init_(self)
+        classifier_init_(self.conv)
 
     def execute(self, x: jt.Var) -> jt.Var:
         return self.conv(x)
@@ -191,6 +191,7 @@ class ProgressiveUpsamplingHead(nn.Module):
         )
         self.up2 = conv1x1(hidden, num_classes + 1, True)
         kaiming_init_(self)
+        classifier_init_(self.up2)
 
     def execute(self, x: jt.Var, size: tuple[int, int] | None = None) -> jt.Var:
         x = self.up1(x)

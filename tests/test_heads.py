@@ -129,3 +129,17 @@ def test_heads_on_the_tiny_adapter():
 def test_unknown_backbone_names_the_choices():
     with pytest.raises(ValueError, match="resnet18"):
         create_backbone("vit_h")
+
+
+@pytest.mark.parametrize("head", ["last_layer", "progressive"])
+def test_classifier_starts_near_uniform_on_large_features(head):
+    """Backbone features of a few units must not give a first cross-entropy of tens (issue: CE ~120)."""
+    jt.set_global_seed(0)
+    classes = 8
+    module = LastLayer(512, classes) if head == "last_layer" else ProgressiveUpsamplingHead(512, classes)
+    module.eval()
+    x = jt.array(np.abs(np.random.default_rng(0).normal(0, 5, (2, 512, 3, 3))).astype(np.float32))
+    logits = module(x)
+    target = jt.zeros((2,) + tuple(logits.shape[2:]), dtype="int32")
+    ce = float(nn.cross_entropy_loss(logits, target).item())
+    assert abs(ce - np.log(classes + 1)) < 0.5
