@@ -37,6 +37,7 @@ OVERFIT = [
     "finetune.loop.log_every=1",
     "finetune.loop.optim.base_lr=0.1",
     "finetune.loop.optim.final_lr=0.1",
+    "finetune.loop.optim.larc=false",  # plain SGD: this test is about fitting, not the demo recipe
     "finetune.crop_size=96",
     "finetune.min_scale=1.0",
     "finetune.freeze_backbone=false",
