@@ -75,10 +75,6 @@ class PixelAttentionNet(nn.Module):
         a = self.fbg(u_n)
         return (u_n * a).mean(dims=(2, 3)), a.mean(dim=1, keepdims=True)
 
-    def embed(self, x: jt.Var) -> jt.Var:
-        """The clustering embedding ``[B, D]`` of spec 5.3 (on normalised features)."""
-        return self.attend(self.features(x))[0]
-
     def dense(self, x: jt.Var) -> tuple[jt.Var, jt.Var]:
         """Spec 6.1: ``(U_n [B, D, 4h, 4w], attention [B, 1, 4h, 4w])``."""
         u_n = self.features(x)

@@ -63,8 +63,9 @@ def _batches(samples: Sequence[Sample], size: int) -> Iterator[Sequence[Sample]]
 def embed_samples(
     net, samples: Sequence[Sample], short_side: int, crop: int, label: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``([N, D], [N, D])``: attention-pooled embeddings (normalised features pooled, as in training)
-    and, for the report's ablation, the same features pooled uniformly (no attention)."""
+    """``([N, D], [N, D])``: the clustering embeddings of spec 5.3, ``attend(features(x))`` (normalised
+    features pooled by the attention, as in training), and, for the report's ablation, the same
+    features pooled uniformly (no attention). One backbone pass gives both."""
     import jittor as jt
 
     net.eval()
