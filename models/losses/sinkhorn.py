@@ -17,6 +17,7 @@ import math
 import jittor as jt
 
 from models.losses.collectives import AllReduce, identity_all_reduce
+from models.precision import full_precision
 
 
 def _global_logsumexp_over_batch(log_q: jt.Var, all_reduce: AllReduce) -> jt.Var:
@@ -53,6 +54,11 @@ def sinkhorn_knopp(
     if scores.ndim != 2:
         raise ValueError(f"scores must be [B, K], got shape {tuple(scores.shape)}")
     all_reduce = all_reduce or identity_all_reduce
+    with full_precision():  # float32 also under AMP: fp16 would round the log-domain sums away
+        return _sinkhorn_float32(scores, epsilon, n_iters, all_reduce)
+
+
+def _sinkhorn_float32(scores: jt.Var, epsilon: float, n_iters: int, all_reduce: AllReduce) -> jt.Var:
     # Detached input, no ``jt.no_grad()``: that flag is process-global and not safe across threads.
     log_q = scores.detach().float32() / epsilon
     num_prototypes = int(scores.shape[1])

@@ -17,6 +17,7 @@ import numpy as np
 
 from models.losses.collectives import AllReduce
 from models.losses.sinkhorn import sinkhorn_knopp
+from models.precision import full_precision
 
 
 class SwAVQueue:
@@ -61,8 +62,10 @@ class SwAVQueue:
         b = int(embedding.shape[0])
         if b > self.length:
             raise ValueError(f"batch of {b} rows does not fit a queue of {self.length} rows")
-        fresh = embedding.detach().float32()
-        self.rows[index] = jt.concat([fresh, self.rows[index][: self.length - b]], dim=0).stop_grad()
+        with full_precision():  # the queue stays float32 under AMP
+            fresh = embedding.detach().float32()
+            rows = jt.concat([fresh, self.rows[index][: self.length - b]], dim=0)
+        self.rows[index] = rows.stop_grad()
 
     def state_dict(self) -> dict:
         return {"rows": np.stack([r.numpy() for r in self.rows]), "in_use": self.in_use}

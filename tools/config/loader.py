@@ -130,6 +130,11 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             except ConfigError:
                 continue
         raise ConfigError(f"{where}: {value!r} does not fit {hint}")
+    if origin is typing.Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(f"{where}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+        return value
     if origin is list:
         (item_type,) = typing.get_args(hint)
         if not isinstance(value, list):

@@ -6,6 +6,7 @@ Batch sizes are **global** (Jittor semantics): under ``mpirun -np N`` each rank 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass
@@ -34,6 +35,10 @@ class LoopConfig:
     checkpoint_freq: int = 5  # a ckp-<epoch>.pkl snapshot every this many epochs (and at the end)
     keep_checkpoints: int = 3  # the newest this many snapshots are kept (0 = all), plus final.pkl
     log_every: int = 10
+    # fp32, or amp: Jittor's automatic mixed precision on CUDA (fp16 activations and gradients, fp32
+    # weights, optimiser and Sinkhorn, dynamic loss scaling). On the CPU amp falls back to fp32.
+    precision: Literal["fp32", "amp"] = "fp32"
+    tf32: bool = True  # CUDA, fp32 only: matrix products on TF32 tensor cores (Jittor's use_tensorcore=1)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 

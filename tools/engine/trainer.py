@@ -23,6 +23,7 @@ from tools.engine.checkpoint import CheckpointPaths, FrozenWeights, load_checkpo
 from tools.engine.distributed import World, jittor_world
 from tools.engine.metrics_log import MetricsLog
 from tools.engine.optimizer import SGDLarc
+from tools.engine.precision import DynamicLossScale, stage_precision, tensor_core_scope
 from tools.engine.progress import TrainProgress
 from tools.engine.schedule import lr_schedule
 from tools.engine.state import frozen_state, load_model_state, model_state
@@ -84,6 +85,8 @@ def fit(
     stop_after_iterations: int | None = None,
 ) -> FitResult:
     """Train ``task`` for ``loop.epochs``. ``stop_after_iterations`` stops early as if killed (tests)."""
+    from models.precision import autocast, restore_float32_buffers
+
     world = jittor_world()
     paths = CheckpointPaths(out_dir / "checkpoints")
     log = MetricsLog(out_dir / "metrics.jsonl", enabled=world.is_main)
@@ -91,7 +94,9 @@ def fit(
 
     # Same seed on every rank: identical initial weights (the optimiser also broadcasts from rank 0).
     seed_everything(loop.seed)
-    optimizer = SGDLarc(task.trainable_parameters(), loop.optim)
+    precision = stage_precision(loop)
+    scaler = DynamicLossScale() if precision.amp else None
+    optimizer = SGDLarc(task.trainable_parameters(), loop.optim, scaler)
     loader = task.build_loader(world, loop.seed)
     iters_per_epoch = len(loader)
     if iters_per_epoch == 0:
@@ -116,7 +121,10 @@ def fit(
     completed = False
     previous_handler = _install_sigterm()
     try:
-        with TrainProgress(task.name, total, epoch * iters_per_epoch + index, world.is_main) as bar:
+        with (
+            tensor_core_scope(precision),
+            TrainProgress(task.name, total, epoch * iters_per_epoch + index, world.is_main) as bar,
+        ):
             while epoch < loop.epochs:
                 loader.set_epoch(epoch)
                 task.set_train_mode()
@@ -127,8 +135,13 @@ def fit(
                     if stop_after_iterations is not None and it >= stop_after_iterations:
                         raise _Interrupted
                     step = StepInfo(epoch, index, it, float(schedule[it]))
-                    loss, metrics = task.train_step(batch, step)
+                    with autocast(precision.amp):
+                        loss, metrics = task.train_step(batch, step)
+                    if precision.amp:
+                        restore_float32_buffers(task.model)
                     optimizer.step(loss, step.lr, skip=task.skipped_parameters(step))
+                    if scaler is not None:
+                        metrics = {**metrics, "loss_scale": scaler.scale, "amp_skipped": scaler.skipped_steps}
                     index += 1
                     bar.advance(loop.batch_size)
                     if index % loop.log_every == 0 or index == iters_per_epoch:

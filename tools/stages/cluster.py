@@ -381,10 +381,12 @@ def run_cluster(
     unknown = [s for s in wanted if s not in STEPS]
     if unknown:
         raise LussError(f"unknown cluster step(s) {unknown}; choose from {', '.join(STEPS)}")
+    from tools.engine.precision import stage_precision
     from tools.runtime import status_line
 
     world = stage.world
-    say(status_line(STAGE, config.pixel_attention.loop.batch_size))
+    loop = config.pixel_attention.loop
+    say(f"{status_line(STAGE, loop.batch_size)}, {stage_precision(loop).note}")
     if world.is_main:
         save_config(config, layout.config_file)
     # Every rank runs every step on its shard (k-means and the threshold sweep once, on rank 0); a

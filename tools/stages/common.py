@@ -63,10 +63,11 @@ def fit_stage(
     """Rank 0 writes the resolved config, every rank trains ``make_task()`` with ``loop`` into
     ``RUN/<stage>/``, and rank 0 marks a completed stage done (``done_extra`` goes into ``.done``)."""
     from tools.engine.distributed import jittor_world
+    from tools.engine.precision import stage_precision
     from tools.engine.trainer import fit
     from tools.runtime import status_line
 
-    say(status_line(stage, loop.batch_size))
+    say(f"{status_line(stage, loop.batch_size)}, {stage_precision(loop).note}")
     world = jittor_world()
     if world.is_main:
         save_config(config, layout.config_file)
