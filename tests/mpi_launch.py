@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -14,13 +13,13 @@ LUSS = Path(__file__).resolve().parents[1]
 
 
 def mpirun(ranks: int = 2) -> list[str]:
-    found = shutil.which("mpirun")
-    if found is None:
+    from tools.errors import LussError
+    from tools.rehearsal.runner import mpirun_prefix
+
+    try:
+        return mpirun_prefix(ranks)
+    except LussError:
         pytest.skip("OpenMPI is not installed (apt-get install openmpi-bin libopenmpi-dev)")
-    cmd = [found, "--oversubscribe", "--bind-to", "none", "-np", str(ranks)]
-    if os.geteuid() == 0:
-        cmd.insert(1, "--allow-run-as-root")
-    return cmd
 
 
 def cpu_env(**extra: str) -> dict[str, str]:

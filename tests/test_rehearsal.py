@@ -1,0 +1,67 @@
+"""The preset rehearsal (part of `make rehearsal`): real presets, architectures intact, shrunk through
+--set, on odd ImageNet-like image sizes, under mpirun -np 2 on the CPU, to a zip `pack --check` accepts.
+
+`make rehearsal` also runs luss300 and luss50-sampass's SAM voting (a full ViT-B at 1024 px per image,
+minutes on two cores); SAM voting under mpirun is covered here by tests/test_stages_mpi.py."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+
+import pytest
+from PIL import Image
+
+from tools.config.loader import load_config
+from tools.rehearsal.dataset import ODD_SIZES, odd_sized_dataset
+from tools.rehearsal.runner import format_table, rehearse
+from tools.rehearsal.shrink import shrink_overrides
+
+pytestmark = [pytest.mark.slow, pytest.mark.jittor]
+
+
+@pytest.fixture(scope="module")
+def odd_data(tmp_path_factory):
+    if shutil.which("mpirun") is None:
+        pytest.skip("OpenMPI is not installed (apt-get install openmpi-bin libopenmpi-dev)")
+    return odd_sized_dataset(tmp_path_factory.mktemp("rehearsal") / "data")
+
+
+def test_shrinking_keeps_the_method():
+    for preset in ("luss50-pass", "luss50-sampass", "luss300"):
+        original, shrunk = load_config(preset), load_config(preset, shrink_overrides(preset))
+        assert shrunk.model == original.model
+        for section in ("pretrain", "pixel_attention", "finetune"):
+            a, b = getattr(original, section), getattr(shrunk, section)
+            assert b.loop.optim.larc == a.loop.optim.larc
+            assert b.loop.optim.base_lr == a.loop.optim.base_lr
+        assert (shrunk.pretrain.swav_weight, shrunk.pretrain.d2s_weight, shrunk.pretrain.p2p_weight) == (
+            original.pretrain.swav_weight,
+            original.pretrain.d2s_weight,
+            original.pretrain.p2p_weight,
+        )
+        assert shrunk.pretrain.shallow_stages == original.pretrain.shallow_stages
+        assert shrunk.finetune.head == original.finetune.head
+        assert shrunk.finetune.freeze_backbone == original.finetune.freeze_backbone
+        assert shrunk.cluster.saliency.enabled == original.cluster.saliency.enabled
+        assert shrunk.cluster.saliency.features == original.cluster.saliency.features
+
+
+def test_dataset_has_imagenet_sizes(odd_data):
+    sizes = {Image.open(p).size for p in odd_data.glob("validation/*/*.JPEG")}
+    sizes |= {Image.open(p).size for p in odd_data.glob("test/*/*.JPEG")}
+    assert sizes <= set(ODD_SIZES) and (500, 375) in sizes and (333, 500) in sizes
+    for mask in odd_data.glob("validation-segmentation/*/*.png"):
+        image = odd_data / "validation" / mask.parent.name / f"{mask.stem}.JPEG"
+        assert Image.open(mask).size == Image.open(image).size
+
+
+@pytest.mark.parametrize("preset", ["luss50-pass", "luss50-sampass"])
+def test_preset_rehearsal_reaches_a_checked_zip(preset, odd_data, tmp_path):
+    result = rehearse(preset, odd_data, tmp_path, ranks=2, timeout=900, refine=False, say=lambda m: None)
+    with zipfile.ZipFile(result.zip_path) as zf:
+        names = zf.namelist()
+    assert "match.json" in names and "method.txt" in names
+    assert sum(n.endswith(".png") for n in names) == len(list(odd_data.glob("test/*/*.JPEG")))
+    assert [s.stage for s in result.stages][-1] == "pack --check"
+    print(f"\n{format_table([result])}")
