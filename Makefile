@@ -16,7 +16,7 @@ RUN ?= runs/$(PRESET)
 DEMO_DATA ?= data/demo
 DATA_DIR := $(if $(DATA),$(DATA),$(DEMO_DATA))
 
-.PHONY: help install test lint format submission train predict refine pack score report demo-data bench bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline rehearsal gpu-check clean
+.PHONY: help install test lint format submission train predict refine pack score report demo-data bench bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline rehearsal gpu-check gpu-wheels clean
 
 help:
 	@echo "make install      build .venv with pinned dependencies"
@@ -114,6 +114,12 @@ bench-pipeline: install  # SEEDS=1,2,3: the whole ladder once per seed, then mea
 
 rehearsal: install  # the real presets, shrunk through --set, under mpirun -np 2 on the CPU, to checked zips
 	env LUSS_FORCE_CPU=1 $(PYTHON) bench/rehearsal.py $(if $(PRESETS),--presets $(PRESETS))
+
+gpu-check: install demo-data  # on a GPU machine with this venv; a bare one: make gpu-wheels, then bench/gpu_check.sh
+	$(PYTHON) bench/gpu_check.py --data $(DEMO_DATA)
+
+gpu-wheels: install  # .gpu/: what bench/gpu_check.sh installs on a GPU machine without internet
+	PYTHON=$(PYTHON) bash bench/gpu_wheels.sh
 
 clean:
 	rm -rf .pytest_cache .ruff_cache build *.egg-info

@@ -97,7 +97,7 @@ def kernel_breakdown(report: list, steps: int) -> dict[str, float]:
     return dict(sorted(totals.items(), key=lambda item: -item[1]))
 
 
-def torch_step(batch: int, size: int):
+def torch_step(batch: int, size: int, device: str = "cpu"):
     """One train step of torchvision's ResNet-18 with the same head, loss and optimiser."""
     import torch
     import torchvision
@@ -106,17 +106,20 @@ def torch_step(batch: int, size: int):
     backbone = torchvision.models.resnet18(num_classes=1000)
     backbone.fc = torch.nn.Identity()
     classifier = torch.nn.Linear(512, 100)
+    backbone, classifier = backbone.to(device), classifier.to(device)
     params = list(backbone.parameters()) + list(classifier.parameters())
     optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-6)
     rng = np.random.default_rng(0)
-    x = torch.from_numpy(rng.normal(size=(batch, 3, size, size)).astype(np.float32))
-    y = torch.from_numpy(rng.integers(0, 100, size=batch))
+    x = torch.from_numpy(rng.normal(size=(batch, 3, size, size)).astype(np.float32)).to(device)
+    y = torch.from_numpy(rng.integers(0, 100, size=batch)).to(device)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         loss = torch.nn.functional.cross_entropy(classifier(backbone(x)), y)
         loss.backward()
         optimizer.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
 
     return step
 

@@ -1,8 +1,9 @@
-"""Run one rehearsed preset end to end under ``mpirun -np N`` on the CPU, stage by stage, timed.
+"""Run a preset end to end, stage by stage, timed: the very commands a user runs.
 
-Each stage is the very command a user runs (``python -m luss_cli <stage> ...``) with the preset's
-name, the :mod:`~tools.rehearsal.shrink` overrides, and random weights in the official layouts where
-the preset needs checkpoints. The last step is ``luss pack --check`` on the zip.
+:func:`pipeline_steps` lists the commands (``python -m luss_cli <stage> ...``, optionally under
+``mpirun``); :func:`run_steps` runs them in order and times each; :func:`rehearse` is the preset
+rehearsal (:mod:`~tools.rehearsal.shrink` overrides, random weights in the official layouts, two CPU
+ranks, ``luss pack --check`` last). ``bench/gpu_check.py`` runs the demo pipeline through the same two.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from tools.rehearsal.weights import write_dino_vit_tiny, write_sam_vit_b
 # SAM voting with a random SAM: a coarse point grid and no quality filters, so masks exist at all.
 REFINE_ARGS = ("--points-per-side", "4", "--points-per-batch", "16", "--pred-iou-thresh", "-100")
 REFINE_ARGS += ("--stability-score-thresh", "0", "--box-nms-thresh", "1.0")
+LUSS = (sys.executable, "-m", "luss_cli")
 
 
 @dataclass
@@ -44,6 +46,21 @@ class RehearsalResult:
         return sum(s.seconds for s in self.stages)
 
 
+@dataclass(frozen=True)
+class PipelinePlan:
+    """What one end-to-end run needs besides the data: where it writes and which checkpoints it reads."""
+
+    preset: str
+    data: Path
+    run: Path
+    zip_path: Path
+    overrides: tuple[str, ...] = ()
+    sam_checkpoint: Path | None = None
+    dino_checkpoint: Path | None = None
+    refine: bool = False  # SAM voting (needs sam_checkpoint), packed instead of the raw predictions
+    refine_args: tuple[str, ...] = ()
+
+
 def mpirun_prefix(ranks: int) -> list[str]:
     """OpenMPI's launcher as the Makefile uses it (``--bind-to none``), oversubscribed for small CPUs."""
     found = shutil.which("mpirun")
@@ -55,10 +72,66 @@ def mpirun_prefix(ranks: int) -> list[str]:
     return cmd
 
 
-def _cpu_env() -> dict[str, str]:
+def pipeline_steps(plan: PipelinePlan, launch: list[str]) -> list[tuple[str, list[str]]]:
+    """``(name, argv)`` of every stage, Stage 1 to ``pack --check``; ``launch`` prefixes the Jittor stages."""
+    data, run = str(plan.data), str(plan.run)
+    common = ["--preset", plan.preset, "--data", data, "--run", run]
+    sets = [a for o in plan.overrides for a in ("--set", o)]
+    sam = ["--sam-checkpoint", str(plan.sam_checkpoint)] if plan.sam_checkpoint else []
+    dino = ["--dino-checkpoint", str(plan.dino_checkpoint)] if plan.dino_checkpoint else []
+    staged = [*launch, *LUSS]
+    steps = [
+        ("pretrain", [*staged, "pretrain", *common, *sets, *sam, "--resume"]),
+        ("cluster", [*staged, "cluster", *common, *sets, *dino, "--resume"]),
+        ("finetune", [*staged, "finetune", *common, *sets, "--resume"]),
+    ]
+    splits = ("test", "validation")
+    for split in splits:
+        steps.append(
+            (f"predict {split}", [*staged, "predict", "--run", run, "--data", data, "--split", split])
+        )
+    pred_root = plan.run / "predict"
+    if plan.refine:
+        if not sam:
+            raise LussError("SAM voting needs a SAM checkpoint (PipelinePlan.sam_checkpoint)")
+        pred_root = plan.run / "refine"
+        for split in splits:
+            args = ["refine", "--run", run, "--data", data, "--split", split, *sam, *plan.refine_args]
+            steps.append((f"refine {split}", [*staged, *args]))
+    match = str(pred_root / "validation" / "match.json")
+    pack = ["pack", str(pred_root / "test"), "--data", data, "--match", match, "--out", str(plan.zip_path)]
+    steps.append(("pack", [*LUSS, *pack]))
+    steps.append(("pack --check", [*LUSS, "pack", "--check", str(plan.zip_path), "--data", data]))
+    return steps
+
+
+def run_steps(
+    steps: list[tuple[str, list[str]]],
+    env: Mapping[str, str],
+    timeout: float,
+    label: str,
+    say: Callable[[str], None] = print,
+) -> list[StageTime]:
+    """Run ``steps`` in order, timing each; the first failure raises with the end of its output."""
+    times = []
+    for name, cmd in steps:
+        say(f"{label}: {name}")
+        start = time.perf_counter()
+        done = subprocess.run(
+            cmd, env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
+        )
+        times.append(StageTime(name, time.perf_counter() - start))
+        if done.returncode != 0:
+            tail = (done.stdout[-3000:] + "\n" + done.stderr[-3000:]).strip()
+            raise LussError(f"{label}: `{name}` failed (exit {done.returncode}):\n{tail}")
+    return times
+
+
+def checkout_env(**extra: str) -> dict[str, str]:
+    """This environment with this checkout first on ``PYTHONPATH`` (and ``extra`` set)."""
     checkout = str(Path(__file__).resolve().parents[2])
     path = os.pathsep.join(p for p in (checkout, os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "LUSS_FORCE_CPU": "1", "nvcc_path": "", "log_silent": "1", "PYTHONPATH": path}
+    return {**os.environ, "PYTHONPATH": path, **extra}
 
 
 def rehearse(
@@ -76,62 +149,28 @@ def rehearse(
     and pack its output; ``refine=False`` packs the raw predictions instead.
     """
     config = load_config(preset)
-    run, weights = work / preset / "run", work / "weights"
+    weights = work / "weights"
     sam = config.model.arch.startswith("sam_")
-    dino = config.cluster.saliency.enabled and config.cluster.saliency.features == "dino"
-    sets = [a for o in shrink_overrides(preset) for a in ("--set", o)]
-    common = ["--preset", preset, "--data", str(data), "--run", str(run)]
-    sam_flag = ["--sam-checkpoint", str(write_sam_vit_b(weights / "sam_vit_b_random.pth"))] if sam else []
-    dino_flag = ["--dino-checkpoint", str(write_dino_vit_tiny(weights / "dino_vit_tiny.pth"))] if dino else []
-    refine = refine and sam  # SAM voting follows the SAM presets, as `make submission SAM_CKPT=...` does
-    pred_root = run / ("refine" if refine else "predict")
-    zip_path = work / preset / f"{preset}.zip"
-
-    mpi = [*mpirun_prefix(ranks), sys.executable, "-m", "luss_cli"]
-    one = [sys.executable, "-m", "luss_cli"]
-    steps: list[tuple[str, list[str]]] = [
-        ("pretrain", [*mpi, "pretrain", *common, *sets, *sam_flag, "--resume"]),
-        ("cluster", [*mpi, "cluster", *common, *sets, *dino_flag, "--resume"]),
-        ("finetune", [*mpi, "finetune", *common, *sets, "--resume"]),
-    ]
-    for split in ("test", "validation"):
-        steps.append(
-            (f"predict {split}", [*mpi, "predict", "--run", str(run), "--data", str(data), "--split", split])
-        )
-    if refine:
-        for split in ("test", "validation"):
-            args = ["refine", "--run", str(run), "--data", str(data), "--split", split, *sam_flag[:2]]
-            steps.append((f"refine {split}", [*mpi, *args, *REFINE_ARGS]))
-    match = pred_root / "validation" / "match.json"
-    steps.append(
-        (
-            "pack",
-            [
-                *one,
-                "pack",
-                str(pred_root / "test"),
-                "--data",
-                str(data),
-                "--match",
-                str(match),
-                "--out",
-                str(zip_path),
-            ],
-        )
+    saliency = config.cluster.saliency
+    plan = PipelinePlan(
+        preset=preset,
+        data=data,
+        run=work / preset / "run",
+        zip_path=work / preset / f"{preset}.zip",
+        overrides=tuple(shrink_overrides(preset)),
+        sam_checkpoint=write_sam_vit_b(weights / "sam_vit_b_random.pth") if sam else None,
+        dino_checkpoint=(
+            write_dino_vit_tiny(weights / "dino_vit_tiny.pth")
+            if saliency.enabled and saliency.features == "dino"
+            else None
+        ),
+        refine=refine and sam,  # SAM voting follows the SAM presets, as `make submission SAM_CKPT=...`
+        refine_args=REFINE_ARGS,
     )
-    steps.append(("pack --check", [*one, "pack", "--check", str(zip_path), "--data", str(data)]))
-
-    result = RehearsalResult(preset, ranks, zip_path)
-    for name, cmd in steps:
-        say(f"rehearsal {preset}: {name}")
-        start = time.perf_counter()
-        done = subprocess.run(
-            cmd, env=_cpu_env(), capture_output=True, text=True, timeout=timeout, check=False
-        )
-        result.stages.append(StageTime(name, time.perf_counter() - start))
-        if done.returncode != 0:
-            tail = (done.stdout[-3000:] + "\n" + done.stderr[-3000:]).strip()
-            raise LussError(f"rehearsal {preset}: `{name}` failed (exit {done.returncode}):\n{tail}")
+    steps = pipeline_steps(plan, mpirun_prefix(ranks))
+    env = checkout_env(LUSS_FORCE_CPU="1", nvcc_path="", log_silent="1")
+    result = RehearsalResult(preset, ranks, plan.zip_path)
+    result.stages = run_steps(steps, env, timeout, f"rehearsal {preset}", say)
     return result
 
 
