@@ -15,6 +15,7 @@ from tools.runtime import configure_runtime
 # name -> "module:attribute"; order is the pipeline order shown in --help.
 COMMANDS = {
     "demo-data": ("luss_cli.cmd_demo_data:demo_data", "Write the built-in procedural demo dataset."),
+    "prepare": ("luss_cli.cmd_prepare:prepare", "ILSVRC2012 + annotation zip -> ImageNet-S tree."),
     "validate-data": ("luss_cli.cmd_validate_data:validate_data", "Check an ImageNet-S tree."),
     "pretrain": ("luss_cli.cmd_pretrain:pretrain", "Stage 1: SwAV + P2P self-supervised pretraining."),
     "cluster": ("luss_cli.cmd_cluster:cluster", "Stage 2: pixel attention, k-means, pseudo-labels."),
