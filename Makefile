@@ -16,7 +16,7 @@ RUN ?= runs/$(PRESET)
 DEMO_DATA ?= data/demo
 DATA_DIR := $(if $(DATA),$(DATA),$(DEMO_DATA))
 
-.PHONY: help install test lint format submission train predict refine pack score report demo-data bench bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline clean
+.PHONY: help install test lint format submission train predict refine pack score report demo-data bench bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline bench-prepare clean
 
 help:
 	@echo "make install      build .venv with pinned dependencies"
@@ -89,7 +89,7 @@ score: install
 report: install
 	$(LUSS) report --run $(RUN) --data $(DATA_DIR)
 
-bench: bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline
+bench: bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline bench-prepare
 
 bench-score: install
 	$(PYTHON) bench/bench_score.py
@@ -111,6 +111,9 @@ bench-predict: install
 
 bench-pipeline: install  # SEEDS=1,2,3: the whole ladder once per seed, then mean and spread
 	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_pipeline.py --fresh $(if $(SEEDS),--seeds $(SEEDS))
+
+bench-prepare: install  # seconds per 10,000 images, train as symlinks and --copy
+	$(PYTHON) bench/bench_prepare.py
 
 clean:
 	rm -rf .pytest_cache .ruff_cache build *.egg-info
