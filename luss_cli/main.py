@@ -21,6 +21,10 @@ COMMANDS = {
     "cluster": ("luss_cli.cmd_cluster:cluster", "Stage 2: pixel attention, k-means, pseudo-labels."),
     "finetune": ("luss_cli.cmd_finetune:finetune", "Stage 3: train the segmenter on the pseudo-labels."),
     "predict": ("luss_cli.cmd_predict:predict", "Stage 4: label PNGs for a split (+ match.json, scores)."),
+    "distance": (
+        "luss_cli.cmd_distance:distance",
+        "Distance-matching protocol: train-semi class embeddings.",
+    ),
     "score": ("luss_cli.cmd_score:score", "Score predictions like the official evaluator."),
     "refine": ("luss_cli.cmd_refine:refine", "SAM semantic voting on predictions."),
     "pack": ("luss_cli.cmd_pack:pack", "Build or check a submission zip."),

@@ -352,6 +352,9 @@ def pack_submission(
     (headers, layout, match, method) before it replaces ``out_zip``, so a zip that appears there has passed.
     """
     dataset = _dataset(data)
+    if method is None and protocol in PROTOCOLS:
+        chosen = PROTOCOLS[protocol]
+        method = MethodInfo(training_scheme=chosen.training_scheme, description=chosen.description)
     method = method or MethodInfo()
     pred_dir, out_zip = Path(pred_dir), Path(out_zip)
     if not pred_dir.is_dir():
@@ -366,6 +369,10 @@ def pack_submission(
     expected = Expected.from_dataset(dataset)
 
     problems: list[Problem] = [Problem("method", p) for p in method.problems()]
+    if not problems and protocol in PROTOCOLS:  # the Training scheme line must be the protocol's
+        problems += [
+            Problem("protocol", p) for p in scheme_problems(protocol, method.to_text(), "--training-scheme")
+        ]
     provenance = read_provenance(pred_dir)
     problems += [Problem("protocol", p) for p in protocol_problems(protocol, provenance, pred_dir)]
     match = _read_match(match_path, expected.num_classes, protocol, problems)

@@ -1,0 +1,173 @@
+"""The distance-matching protocol (``luss distance``; PASS ``distance_matching/``).
+
+Only the Stage-1 backbone (self-supervised) is used. From every train-semi image and its ground-truth
+mask: the backbone features (shorter side ``predict.short_side``, stride upsampled x4, as PASS) and,
+per label in the mask (background 0 included, 1000 ignored), the mean feature inside it: one instance
+embedding. A class's embedding is the mean of its L2-normalised instance embeddings. Each pixel of a
+validation/test image then takes the class whose embedding is nearest by cosine similarity (or, with
+``k > 0``, PASS's weighted k-NN over the instances). Predictions are class ids, so ``match.json`` is the
+identity.
+
+```
+RUN/distance/embeddings.npz                 instances [N, F], labels [N] (cached; --overwrite redoes)
+RUN/distance/<split>/<wnid>/<stem>.png      predictions (+ protocol.json, and match.json on validation)
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tools.config.schema import LussConfig
+from tools.data.imagenet_s import ImageNetS
+from tools.data.images import load_rgb_image
+from tools.data.label_codec import IGNORE_ID, read_label_png
+from tools.errors import DatasetError, LussError
+from tools.packing.protocols import Provenance, write_provenance
+from tools.predict.labels import nearest_resize_labels
+from tools.predict.preprocess import resize_shorter_side, to_normalized_chw
+from tools.predict.runner import PredictOptions, PredictSummary
+from tools.progress import progress_bar
+from tools.run_layout import RunLayout
+
+STAGE = "distance"
+EMBEDDINGS_FILE = "embeddings.npz"
+
+
+@dataclass(frozen=True)
+class DistanceOptions:
+    k: int = 0  # 0: nearest class embedding; > 0: PASS weighted k-NN over instances (PASS: 10)
+    t: float = 0.07  # k-NN temperature (PASS)
+
+
+@dataclass(frozen=True)
+class DistanceOutcome:
+    summary: PredictSummary
+    out_dir: Path
+    match_file: Path | None
+    score: object | None  # ScoreResult on validation
+
+
+def instance_embeddings(
+    feature_net: Callable, dataset: ImageNetS, short_side: int, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(instances [N, F] float32, labels [N] int64)``: mean feature inside each train-semi mask label."""
+    import jittor as jt
+
+    if not dataset.has_split("train-semi"):
+        raise DatasetError(
+            f"{dataset.split_dir('train-semi')}: missing. Distance matching builds its class embeddings "
+            "from DATA/train-semi/ and DATA/train-semi-segmentation/ (`luss prepare` writes them; `luss "
+            "demo-data` since version 3)."
+        )
+    samples = dataset.samples("train-semi")
+    mask_dir = dataset.segmentation_dir("train-semi")
+    instances, labels = [], []
+    with progress_bar("Class embeddings (train-semi)", len(samples), progress) as advance:
+        for sample in samples:
+            mask_path = mask_dir / sample.png_name()
+            if not mask_path.is_file():
+                raise DatasetError(
+                    f"{mask_path}: the mask of {sample.image_path} is missing; rerun `luss prepare`."
+                )
+            chw = to_normalized_chw(resize_shorter_side(load_rgb_image(sample.image_path), short_side))
+            with jt.no_grad():
+                feats = feature_net(jt.array(chw[None])).numpy()[0]  # [F, h, w]
+            mask = nearest_resize_labels(read_label_png(mask_path), *feats.shape[1:])
+            for value in np.unique(mask):
+                if value == IGNORE_ID:
+                    continue
+                instances.append(feats[:, mask == value].mean(axis=1))
+                labels.append(int(value))
+            advance(1)
+    return np.stack(instances).astype(np.float32), np.asarray(labels, np.int64)
+
+
+def class_embeddings(instances: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """``[C+1, F]``: per class 0..C, the normalised mean of its normalised instance embeddings."""
+    from models.cosine_head import normalize_rows
+
+    unit = normalize_rows(instances)
+    missing = [c for c in range(num_classes + 1) if not (labels == c).any()]
+    if missing:
+        raise LussError(
+            f"no train-semi mask holds class id(s) {missing}; every class (and background 0) needs at least "
+            "one labelled region to get an embedding. Check DATA/train-semi-segmentation/."
+        )
+    return normalize_rows(np.stack([unit[labels == c].mean(axis=0) for c in range(num_classes + 1)]))
+
+
+def _embeddings(
+    layout: RunLayout, feature_net, dataset: ImageNetS, short_side: int, overwrite: bool, progress
+):
+    path = layout.stage_dir(STAGE) / EMBEDDINGS_FILE
+    if path.is_file() and not overwrite:
+        with np.load(path) as saved:
+            return saved["instances"], saved["labels"]
+    from tools.atomic_io import atomic_path
+
+    instances, labels = instance_embeddings(feature_net, dataset, short_side, progress)
+    with atomic_path(path, suffix=".tmp.npz") as tmp:
+        np.savez(tmp, instances=instances, labels=labels)
+    return instances, labels
+
+
+def run_distance(
+    config: LussConfig,
+    data_root: str | Path,
+    run_dir: str | Path,
+    split: str,
+    options: DistanceOptions | None = None,
+    pretrain_run: str | Path | None = None,
+    overwrite: bool = False,
+    workers: int = 0,
+    progress: bool = True,
+    say: Callable[[str], None] = print,
+) -> DistanceOutcome:
+    """Class embeddings from train-semi, then distance-matching predictions of ``split``."""
+    options = options or DistanceOptions()
+    from models.cosine_head import CosineHead, UpsampledFeatures
+    from models.segmenter import Segmenter
+    from tools.evaluation import save_match_file, score_predictions
+    from tools.predict.runner import predict_split
+    from tools.stages.finetune import build_segmenter, load_pretrained_backbone
+
+    if split not in ("validation", "test"):
+        raise LussError(f"unknown split {split!r}; luss distance predicts validation or test.")
+    layout = RunLayout.at(run_dir)
+    source = RunLayout.at(pretrain_run) if pretrain_run is not None else layout
+    dataset = ImageNetS(data_root)
+    num_classes = dataset.num_classes
+    feature_net = build_segmenter(config, num_classes, freeze_backbone=True)
+    feature_net = Segmenter(feature_net.backbone, num_classes, head=UpsampledFeatures(), freeze_backbone=True)
+    load_pretrained_backbone(feature_net, source.final_checkpoint("pretrain"))
+    feature_net.eval()
+    p = config.predict
+    instances, labels = _embeddings(layout, feature_net, dataset, p.short_side, overwrite, progress)
+    if options.k == 0:
+        head = CosineHead(
+            class_embeddings(instances, labels, num_classes), np.arange(num_classes + 1), num_classes
+        )
+    else:
+        head = CosineHead(instances, labels, num_classes, k=options.k, t=options.t)
+    rule = "nearest class mean" if options.k == 0 else f"{options.k}-NN"
+    say(f"distance: {len(instances)} train-semi instances, {rule} by cosine similarity")
+    net = Segmenter(feature_net.backbone, num_classes, head=head, freeze_backbone=True)
+    net.eval()
+    out_dir = layout.distance_dir(split)
+    summary = predict_split(
+        net, dataset, split, out_dir, PredictOptions(p.short_side, p.max_res, False, overwrite)
+    )
+    write_provenance(out_dir, Provenance(protocol="distance", labels="train-semi"))
+    say(f"distance {split}: {summary.written} written, {summary.skipped} already done -> {out_dir}")
+    if split != "validation":
+        return DistanceOutcome(summary, out_dir, None, None)
+    identity = {i: i for i in range(num_classes + 1)}
+    match_file = out_dir / "match.json"
+    save_match_file(match_file, identity)
+    result = score_predictions(out_dir, dataset, split, match=identity, workers=workers, progress=progress)
+    return DistanceOutcome(summary, out_dir, match_file, result)
