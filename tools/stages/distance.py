@@ -26,7 +26,8 @@ from tools.config.schema import LussConfig
 from tools.data.imagenet_s import ImageNetS
 from tools.data.images import load_rgb_image
 from tools.data.label_codec import IGNORE_ID, read_label_png
-from tools.errors import DatasetError, LussError
+from tools.data.train_semi import labelled_train_semi
+from tools.errors import LussError
 from tools.packing.protocols import Provenance, write_provenance
 from tools.predict.labels import nearest_resize_labels
 from tools.predict.preprocess import resize_shorter_side, to_normalized_chw
@@ -58,22 +59,11 @@ def instance_embeddings(
     """``(instances [N, F] float32, labels [N] int64)``: mean feature inside each train-semi mask label."""
     import jittor as jt
 
-    if not dataset.has_split("train-semi"):
-        raise DatasetError(
-            f"{dataset.split_dir('train-semi')}: missing. Distance matching builds its class embeddings "
-            "from DATA/train-semi/ and DATA/train-semi-segmentation/ (`luss prepare` writes them; `luss "
-            "demo-data` since version 3)."
-        )
-    samples = dataset.samples("train-semi")
-    mask_dir = dataset.segmentation_dir("train-semi")
+    samples, mask_dir = labelled_train_semi(dataset, "Distance matching (its class embeddings)")
     instances, labels = [], []
     with progress_bar("Class embeddings (train-semi)", len(samples), progress) as advance:
         for sample in samples:
             mask_path = mask_dir / sample.png_name()
-            if not mask_path.is_file():
-                raise DatasetError(
-                    f"{mask_path}: the mask of {sample.image_path} is missing; rerun `luss prepare`."
-                )
             chw = to_normalized_chw(resize_shorter_side(load_rgb_image(sample.image_path), short_side))
             with jt.no_grad():
                 feats = feature_net(jt.array(chw[None])).numpy()[0]  # [F, h, w]

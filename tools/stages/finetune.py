@@ -19,6 +19,7 @@ import numpy as np
 from tools.config.schema import LussConfig
 from tools.data.imagenet_s import ImageNetS
 from tools.data.label_codec import IGNORE_ID
+from tools.data.train_semi import labelled_train_semi
 from tools.engine.trainer import FitResult, StepInfo
 from tools.errors import DatasetError, LussError
 from tools.predict.labels import nearest_resize_labels
@@ -147,20 +148,9 @@ def training_labels(config: LussConfig, dataset: ImageNetS, layout: RunLayout):
         return dataset.samples("train"), layout.pseudo_label_dir("train"), cluster_count(config, dataset)
     if labels != "train-semi":
         raise LussError(f"finetune.labels must be one of {LABEL_SOURCES}, got {labels!r}.")
-    if not dataset.has_split("train-semi"):
-        raise DatasetError(
-            f"{dataset.split_dir('train-semi')}: missing. The semi-supervised protocol trains on "
-            "DATA/train-semi/ and DATA/train-semi-segmentation/: `luss prepare` writes them (and `luss "
-            "demo-data` since version 3)."
-        )
-    samples = dataset.samples("train-semi")
-    label_dir = dataset.segmentation_dir("train-semi")
-    missing = [s.png_name() for s in samples if not (label_dir / s.png_name()).is_file()]
-    if missing:
-        raise DatasetError(
-            f"{label_dir}: {len(missing)} of {len(samples)} train-semi images have no mask (first: "
-            f"{missing[0]}). Fix: rerun `luss prepare` (it extracts them from the annotation zip)."
-        )
+    samples, label_dir = labelled_train_semi(
+        dataset, "The semi-supervised protocol (finetune.labels=train-semi)"
+    )
     return samples, label_dir, dataset.num_classes
 
 
