@@ -24,7 +24,7 @@ from models.build import create_backbone  # noqa: E402
 from models.cosine_head import CosineHead  # noqa: E402
 from tools.engine.checkpoint import save_checkpoint  # noqa: E402
 from tools.engine.state import model_state  # noqa: E402
-from tools.stages.distance import run_distance  # noqa: E402
+from tools.stages.distance import DistanceOptions, run_distance  # noqa: E402
 
 SPEC = DemoSpec(classes=3, train_per_class=2, val_per_class=2, test_per_class=2, size=64, semi_per_class=2)
 
@@ -92,6 +92,8 @@ def test_distance_predictions_pack_under_the_distance_protocol_only(data, pretra
     test = run_distance(config, data, pretrained_run, "test", **quiet)
     again = run_distance(config, data, pretrained_run, "test", **quiet)
     assert again.summary.written == 0 and again.summary.skipped == test.summary.written
+    with pytest.raises(LussError, match="--overwrite"):  # another rule would mix with these PNGs
+        run_distance(config, data, pretrained_run, "test", DistanceOptions(k=3), **quiet)
     out = tmp_path / "distance.zip"
     pack_submission(test.out_dir, data, None, out, protocol="distance")
     assert check_submission_zip(out, data, protocol="distance") == []

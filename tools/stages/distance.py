@@ -10,6 +10,7 @@ identity.
 
 ```
 RUN/distance/embeddings.npz                 instances [N, F], labels [N] (cached; --overwrite redoes)
+RUN/distance/settings.json                  k, t, short side: a rerun with others is refused
 RUN/distance/<split>/<wnid>/<stem>.png      predictions (+ protocol.json, and match.json on validation)
 ```
 """
@@ -37,6 +38,7 @@ from tools.run_layout import RunLayout
 
 STAGE = "distance"
 EMBEDDINGS_FILE = "embeddings.npz"
+SETTINGS_FILE = "settings.json"  # the rule the predictions were made with
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,23 @@ def _embeddings(
     return instances, labels
 
 
+def _check_settings(layout: RunLayout, settings: dict, overwrite: bool) -> None:
+    """Predictions of one run folder come from one rule: a rerun with other settings would mix them."""
+    import json
+
+    from tools.atomic_io import atomic_write_json
+
+    path = layout.stage_dir(STAGE) / SETTINGS_FILE
+    if path.is_file() and not overwrite:
+        before = json.loads(path.read_text())
+        if before != settings:
+            raise LussError(
+                f"{path}: this run's distance predictions were made with {before}, not {settings}. Fix: "
+                "pass --overwrite to redo them, or use another --run."
+            )
+    atomic_write_json(path, settings)
+
+
 def run_distance(
     config: LussConfig,
     data_root: str | Path,
@@ -144,6 +163,7 @@ def run_distance(
         )
     else:
         head = CosineHead(instances, labels, num_classes, k=options.k, t=options.t)
+    _check_settings(layout, {"k": options.k, "t": options.t, "short_side": p.short_side}, overwrite)
     rule = "nearest class mean" if options.k == 0 else f"{options.k}-NN"
     say(f"distance: {len(instances)} train-semi instances, {rule} by cosine similarity")
     net = Segmenter(feature_net.backbone, num_classes, head=head, freeze_backbone=True)
