@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.mini_imagenet import expected_tree, make_annotation_zip, make_mini_imagenet, mini_lists, read_tree
+from tools.data.split_lists import load_split_lists
 from tools.errors import AnnotationZipError, MissingSourceError, NoSpaceError, PrepareError
 from tools.prepare import execute
 from tools.prepare.prepare import STATE_FILE, prepare_imagenet_s
@@ -218,3 +219,23 @@ def test_cli_reports_a_wrong_zip_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "is the ImageNetS300 annotation zip" in proc.stderr.decode()
     assert "Traceback" not in proc.stderr.decode()
+
+
+@pytest.mark.slow
+def test_cli_prepares_the_complete_s50_lists(tmp_path):
+    """The packaged lists end to end through the CLI: every S50 file, then validate-data passes."""
+    lists = load_split_lists(50)
+    imagenet = make_mini_imagenet(tmp_path / "ILSVRC2012", lists, val_sorted=False)
+    zip_path = make_annotation_zip(tmp_path / "ImageNetS50-a0fe9d82231f9bc4787ee76e304dfa51.zip", lists)
+    out = tmp_path / "data"
+    cmd = [sys.executable, "-m", "luss_cli", "prepare", "--imagenet", str(imagenet), "--annotations"]
+    cmd += [str(zip_path), "--classes", "50", "--out", str(out), "--train-images", "none"]
+    proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert "validate-data: OK" in proc.stdout.decode()
+    assert read_tree(out / "ImageNetS50") == expected_tree(lists, imagenet)
+    counts = {
+        split: sum(1 for _ in (out / "ImageNetS50" / split).rglob("*.JPEG"))
+        for split in ("validation", "test")
+    }
+    assert counts == {"validation": 752, "test": 1682}

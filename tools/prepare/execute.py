@@ -8,7 +8,7 @@ import errno
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,10 +31,6 @@ def is_done(root: Path, task: FileTask) -> bool:
     except FileNotFoundError:
         return False
     return not dest.is_symlink() and st.st_size == task.size
-
-
-def bytes_to_write(root: Path, tasks: Iterable[FileTask]) -> int:
-    return sum(t.size for t in tasks if not is_done(root, t))
 
 
 def _gb(n: int) -> str:

@@ -18,7 +18,7 @@ from tools.data.split_lists import SplitLists, load_split_lists
 from tools.data.validate import ValidationReport, validate_dataset
 from tools.errors import DatasetError, PrepareError
 from tools.prepare.annotations import index_annotation_zip
-from tools.prepare.execute import bytes_to_write, check_space, is_done, remove_stale_temporaries, run_tasks
+from tools.prepare.execute import check_space, is_done, remove_stale_temporaries, run_tasks
 from tools.prepare.plan import plan_tasks
 from tools.prepare.sources import find_imagenet
 from tools.progress import progress_bar
@@ -89,7 +89,7 @@ def prepare_imagenet_s(
     _start_state(root, lists, copy, source.root, Path(annotations).resolve())
     remove_stale_temporaries(root)
     todo = [t for t in tasks if not is_done(root, t)]
-    needed = bytes_to_write(root, todo)
+    needed = sum(t.size for t in todo)
     check_space(root, needed, copy)
     label = f"Preparing {lists.name} ({'copies' if copy else 'train as symlinks'})"
     with progress_bar(label, len(todo), enabled=progress) as advance:
