@@ -16,7 +16,7 @@ RUN ?= runs/$(PRESET)
 DEMO_DATA ?= data/demo
 DATA_DIR := $(if $(DATA),$(DATA),$(DEMO_DATA))
 
-.PHONY: help install test lint format submission train predict refine pack score report demo-data bench bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline bench-prepare clean
+.PHONY: help install test lint format submission train predict refine pack score report demo-data prepare bench bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline bench-prepare clean
 
 help:
 	@echo "make install      build .venv with pinned dependencies"
@@ -46,6 +46,11 @@ test: lint
 
 demo-data: install
 	@if [ -z "$(DATA)" ] && [ ! -f "$(DEMO_DATA)/.complete" ]; then $(LUSS) demo-data $(DEMO_DATA); fi
+
+# ILSVRC2012 + the annotation zip -> OUT/ImageNetS<CLASSES> (README "Data"); COPY=1 copies train images.
+prepare: install
+	$(LUSS) prepare --imagenet $(IMAGENET) --annotations $(ANNOTATIONS) --classes $(or $(CLASSES),50) \
+	  --out $(OUT) $(if $(COPY),--copy,)
 
 # Training stages run under mpirun when GPUS > 1 (as root OpenMPI needs --allow-run-as-root).
 MPI_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)

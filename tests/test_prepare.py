@@ -149,6 +149,13 @@ def test_zip_of_another_benchmark_is_refused(tmp_path):
         _prepare(lists, imagenet, wrong, tmp_path / "out")
 
 
+def test_zip_under_another_single_folder_is_accepted(tmp_path):
+    lists, imagenet, _ = _inputs(tmp_path, 50, S50_CLASSES[:1], val_sorted=True)
+    zip_path = make_annotation_zip(tmp_path / "renamed.zip", lists, top_folder="ImageNetS50-a0fe9d82")
+    result = _prepare(lists, imagenet, zip_path, tmp_path / "out", validate=False)
+    assert read_tree(result.root) == expected_tree(lists, imagenet)
+
+
 def test_zip_with_other_classes_is_refused(tmp_path):
     lists, imagenet, _ = _inputs(tmp_path, 50, S50_CLASSES[:1], val_sorted=True)
     other = mini_lists(50, S50_CLASSES[1:2])

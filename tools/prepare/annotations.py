@@ -3,8 +3,9 @@ siblings), read without extracting it whole and without trusting it.
 
 The official ``datapreparation_anno.sh`` unzips it at the destination's root, so it is expected to hold
 ``ImageNetS50/validation-segmentation/<wnid>/<name>.png`` and ``ImageNetS50/train-semi-segmentation/...``
-(inferred from the script, not seen). The same entries without the ``ImageNetS50/`` top folder are
-accepted too. Entries are screened by :mod:`tools.packing.safe_zip` (names, symlinks, zip bombs).
+(inferred from the script, not seen). The same entries at the zip root, or under any one other folder,
+are accepted too; a folder named ``ImageNetS<N>`` must be the chosen benchmark's. Entries are
+screened by :mod:`tools.packing.safe_zip` (names, symlinks, zip bombs).
 """
 
 from __future__ import annotations
@@ -47,13 +48,19 @@ class MaskEntry:
     size: int
 
 
-def _top_folder(names: list[str]) -> str | None:
-    """The single top folder holding the mask folders, or None when they sit at the zip root."""
-    tops = {n.split("/")[0] for n in names if "/" in n} - {"__MACOSX"}
-    if tops & set(MASK_FOLDERS):
-        return None
-    benchmarks = [t for t in tops if _TOP.match(t)]
-    return benchmarks[0] if len(benchmarks) == 1 else None
+def _mask_prefixes(names: list[str]) -> set[str]:
+    """The folders (``""`` = the zip root) that hold a ``validation-segmentation/`` or
+    ``train-semi-segmentation/`` folder."""
+    prefixes = set()
+    for name in names:
+        parts = name.split("/")
+        if parts[0] == "__MACOSX":
+            continue
+        for i, part in enumerate(parts[:-1]):
+            if part in MASK_FOLDERS:
+                prefixes.add("/".join(parts[:i]))
+                break
+    return prefixes
 
 
 def _expected(lists: SplitLists) -> list[str]:
@@ -79,11 +86,18 @@ def index_annotation_zip(zip_path: str | os.PathLike[str], lists: SplitLists) ->
     if scan.fatal:
         raise AnnotationZipError(f"{zip_path}: {'; '.join(scan.problems)} {fix}")
     names = list(scan.files) + scan.blocked
-    top = _top_folder(names + scan.dirs)
-    if top is not None and top != lists.name:
+    prefixes = _mask_prefixes(names + [d + "/" for d in scan.dirs])
+    if len(prefixes) > 1:
         raise AnnotationZipError(
-            f"{zip_path}: is the {top} annotation zip, but --classes {lists.benchmark} needs {lists.name}. "
-            f"{fix}"
+            f"{zip_path}: holds mask folders under several folders ({sorted(prefixes)}); an annotation zip "
+            f"has one {lists.name}/ (or none). {fix}"
+        )
+    top = next(iter(prefixes), "")
+    named = _TOP.match(top.split("/")[-1])
+    if named and int(named.group(1)) != lists.benchmark:
+        raise AnnotationZipError(
+            f"{zip_path}: is the {named.group(0)} annotation zip, but --classes {lists.benchmark} needs "
+            f"{lists.name}. {fix}"
         )
     prefix = f"{top}/" if top else ""
     wnids = {n[len(prefix) :].split("/")[1] for n in names if n.startswith(prefix + MASK_FOLDERS[0] + "/")}
