@@ -151,8 +151,7 @@ def run_distance(
     source = RunLayout.at(pretrain_run) if pretrain_run is not None else layout
     dataset = ImageNetS(data_root)
     num_classes = dataset.num_classes
-    feature_net = build_segmenter(config, num_classes, freeze_backbone=True)
-    feature_net = Segmenter(feature_net.backbone, num_classes, head=UpsampledFeatures(), freeze_backbone=True)
+    feature_net = build_segmenter(config, num_classes, freeze_backbone=True, head_module=UpsampledFeatures())
     load_pretrained_backbone(feature_net, source.final_checkpoint("pretrain"))
     feature_net.eval()
     p = config.predict

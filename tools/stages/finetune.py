@@ -37,16 +37,28 @@ def backbone_kwargs(config: LussConfig) -> dict[str, Any]:
     return {}
 
 
-def build_segmenter(config: LussConfig, num_classes: int, freeze_backbone: bool | None = None):
-    """The Stage-3/4 network of ``config`` (weights random; load a checkpoint into it)."""
-    from models.build import create_backbone
+def build_segmenter(
+    config: LussConfig, num_classes: int, freeze_backbone: bool | None = None, head_module=None
+):
+    """The Stage-3/4 network of ``config`` (weights random; load a checkpoint into it); ``head_module``
+    replaces the head ``finetune.head`` names (the distance-matching cosine head)."""
     from models.segmenter import Segmenter
 
     f = config.finetune
     freeze = f.freeze_backbone if freeze_backbone is None else freeze_backbone
+    head = f.head if head_module is None else head_module
     try:
-        backbone = create_backbone(config.model.arch, **backbone_kwargs(config))
-        return Segmenter(backbone, num_classes, head=f.head, freeze_backbone=freeze)
+        return Segmenter(build_backbone(config), num_classes, head=head, freeze_backbone=freeze)
+    except ValueError as exc:
+        raise LussError(f"model: {exc}") from None
+
+
+def build_backbone(config: LussConfig):
+    """The backbone of ``config.model`` (weights random)."""
+    from models.build import create_backbone
+
+    try:
+        return create_backbone(config.model.arch, **backbone_kwargs(config))
     except ValueError as exc:
         raise LussError(f"model: {exc}") from None
 
