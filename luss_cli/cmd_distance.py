@@ -12,7 +12,8 @@ from luss_cli.echo import echo
 @click.command(
     "distance",
     context_settings={"max_content_width": 110, "show_default": True},
-    epilog="Resumable: images whose PNG exists are skipped (--overwrite redoes them and the embeddings).",
+    epilog="Resumable: images whose PNG exists are skipped (--overwrite redoes them and the embeddings). "
+    "Shard over processes with mpirun -np N luss distance ...",
 )
 @click.option(
     "--run",

@@ -137,24 +137,30 @@ def run_distance(
     progress: bool = True,
     say: Callable[[str], None] = print,
 ) -> DistanceOutcome:
-    """Class embeddings from train-semi, then distance-matching predictions of ``split``."""
-    options = options or DistanceOptions()
+    """Class embeddings from train-semi, then distance-matching predictions of ``split``.
+
+    Under ``mpirun`` every rank builds the (small) embeddings and predicts its shard of the images;
+    rank 0 then writes ``protocol.json`` and, on validation, ``match.json`` and the scores."""
     from models.cosine_head import CosineHead, UpsampledFeatures
     from models.segmenter import Segmenter
+    from tools.engine.distributed import barrier, env_world
     from tools.evaluation import save_match_file, score_predictions
     from tools.predict.runner import predict_split
     from tools.stages.finetune import build_segmenter, load_pretrained_backbone
 
+    options = options or DistanceOptions()
     if split not in ("validation", "test"):
         raise LussError(f"unknown split {split!r}; luss distance predicts validation or test.")
+    world = env_world()
     layout = RunLayout.at(run_dir)
     source = RunLayout.at(pretrain_run) if pretrain_run is not None else layout
     dataset = ImageNetS(data_root)
     num_classes = dataset.num_classes
+    p = config.predict
+    _check_settings(layout, {"k": options.k, "t": options.t, "short_side": p.short_side}, overwrite)
     feature_net = build_segmenter(config, num_classes, freeze_backbone=True, head_module=UpsampledFeatures())
     load_pretrained_backbone(feature_net, source.final_checkpoint("pretrain"))
     feature_net.eval()
-    p = config.predict
     instances, labels = _embeddings(layout, feature_net, dataset, p.short_side, overwrite, progress)
     if options.k == 0:
         head = CosineHead(
@@ -162,21 +168,24 @@ def run_distance(
         )
     else:
         head = CosineHead(instances, labels, num_classes, k=options.k, t=options.t)
-    _check_settings(layout, {"k": options.k, "t": options.t, "short_side": p.short_side}, overwrite)
     rule = "nearest class mean" if options.k == 0 else f"{options.k}-NN"
     say(f"distance: {len(instances)} train-semi instances, {rule} by cosine similarity")
     net = Segmenter(feature_net.backbone, num_classes, head=head, freeze_backbone=True)
     net.eval()
     out_dir = layout.distance_dir(split)
-    summary = predict_split(
-        net, dataset, split, out_dir, PredictOptions(p.short_side, p.max_res, False, overwrite)
-    )
-    write_provenance(out_dir, Provenance(protocol="distance", labels="train-semi"))
+    predict_options = PredictOptions(p.short_side, p.max_res, False, overwrite)
+    summary = predict_split(net, dataset, split, out_dir, predict_options, world, progress)
     say(f"distance {split}: {summary.written} written, {summary.skipped} already done -> {out_dir}")
-    if split != "validation":
-        return DistanceOutcome(summary, out_dir, None, None)
-    identity = {i: i for i in range(num_classes + 1)}
-    match_file = out_dir / "match.json"
-    save_match_file(match_file, identity)
-    result = score_predictions(out_dir, dataset, split, match=identity, workers=workers, progress=progress)
+    barrier()  # every shard's PNGs exist before rank 0 scores
+    match_file = out_dir / "match.json" if split == "validation" else None
+    result = None
+    if world.is_main:
+        write_provenance(out_dir, Provenance(protocol="distance", labels="train-semi"))
+        if match_file is not None:
+            identity = {i: i for i in range(num_classes + 1)}
+            save_match_file(match_file, identity)
+            result = score_predictions(
+                out_dir, dataset, split, match=identity, workers=workers, progress=progress
+            )
+    barrier()
     return DistanceOutcome(summary, out_dir, match_file, result)
