@@ -113,3 +113,13 @@ def test_training_scheme_is_free_text_only_under_free(sub: Sub) -> None:
     allowed = CliRunner().invoke(cli, [*base, "--protocol", "free", "--training-scheme", "SSL+extra data"])
     assert allowed.exit_code == 0, allowed.output
     assert _scheme(sub.out) == "SSL+extra data"
+
+
+def test_an_unreadable_protocol_file_is_refused(sub: Sub) -> None:
+    (sub.pred / "protocol.json").write_text("{not json")
+    with pytest.raises(SubmissionError) as info:
+        pack_submission(sub.pred, sub.data, sub.match, sub.out)
+    assert any(
+        "protocol.json: these predictions were made under the unreadable protocol" in p
+        for p in info.value.problems
+    )

@@ -110,7 +110,12 @@ def read_provenance(pred_dir: str | Path) -> Provenance | None:
     pred_dir = Path(pred_dir)
     path = pred_dir / PROVENANCE_NAME
     if path.is_file():
-        raw = json.loads(path.read_text())
+        try:
+            raw = json.loads(path.read_text())
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError):  # unreadable: evidence of nothing, refused below
+            return Provenance(protocol="unreadable", source=str(path))
         return Provenance(
             protocol=str(raw.get("protocol", "")),
             labels=str(raw.get("labels", "none")),
@@ -138,6 +143,11 @@ def protocol_problems(protocol: str, provenance: Provenance | None, pred_dir: Pa
             f"{provenance.source}: predict.use_folder_labels is on, so image classes were read from "
             "validation/test folder names: labels that every ImageNet-S protocol forbids. Predict again "
             "without it."
+        ]
+    if provenance.protocol not in PROTOCOLS:
+        return [
+            f"{provenance.source}: unreadable or names no known protocol ({provenance.protocol!r}), so it "
+            "says nothing about how these predictions were made. Fix: predict them again with luss."
         ]
     if protocol == "free" or provenance.protocol == protocol:
         return []
