@@ -203,6 +203,14 @@ def test_full_disk_while_copying_names_the_file(tmp_path, monkeypatch):
         _prepare(lists, imagenet, zip_path, tmp_path / "out", workers=1)
 
 
+def test_an_out_that_cannot_be_written_is_named(tmp_path):
+    lists, imagenet, zip_path = _inputs(tmp_path, 50, S50_CLASSES[:1], val_sorted=True)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(PrepareError, match=r"file/ImageNetS50: cannot be created or written"):
+        _prepare(lists, imagenet, zip_path, blocker)
+
+
 def test_switching_copy_mode_midway_is_refused(tmp_path):
     lists, imagenet, zip_path = _inputs(tmp_path, 50, S50_CLASSES[:1], val_sorted=True)
     _prepare(lists, imagenet, zip_path, tmp_path / "out", validate=False)

@@ -86,7 +86,13 @@ def prepare_imagenet_s(
     source = find_imagenet(imagenet)
     masks = index_annotation_zip(annotations, lists)
     tasks = plan_tasks(lists, source, masks, copy)
-    _start_state(root, lists, copy, source.root, Path(annotations).resolve())
+    try:
+        _start_state(root, lists, copy, source.root, Path(annotations).resolve())
+    except OSError as exc:
+        raise PrepareError(
+            f"{root}: cannot be created or written ({exc.strerror or exc}). Fix: pass an --out you may "
+            "write to, on a disk with free space."
+        ) from None
     remove_stale_temporaries(root)
     todo = [t for t in tasks if not is_done(root, t)]
     needed = sum(t.size for t in todo)
