@@ -16,7 +16,7 @@ RUN ?= runs/$(PRESET)
 DEMO_DATA ?= data/demo
 DATA_DIR := $(if $(DATA),$(DATA),$(DEMO_DATA))
 
-.PHONY: help install test lint format submission train predict refine pack score report demo-data bench bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline rehearsal gpu-check gpu-wheels clean
+.PHONY: help install test lint format submission train predict refine pack score report demo-data prepare bench bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline bench-prepare rehearsal gpu-check gpu-wheels clean
 
 help:
 	@echo "make install      build .venv with pinned dependencies"
@@ -46,6 +46,11 @@ test: lint
 
 demo-data: install
 	@if [ -z "$(DATA)" ] && [ ! -f "$(DEMO_DATA)/.complete" ]; then $(LUSS) demo-data $(DEMO_DATA); fi
+
+# ILSVRC2012 + the annotation zip -> OUT/ImageNetS<CLASSES> (README "Data"); COPY=1 copies train images.
+prepare: install
+	$(LUSS) prepare --imagenet $(IMAGENET) --annotations $(ANNOTATIONS) --classes $(or $(CLASSES),50) \
+	  --out $(OUT) $(if $(COPY),--copy,)
 
 # Training stages run under mpirun when GPUS > 1 (as root OpenMPI needs --allow-run-as-root).
 MPI_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
@@ -89,7 +94,7 @@ score: install
 report: install
 	$(LUSS) report --run $(RUN) --data $(DATA_DIR)
 
-bench: bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline
+bench: bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline bench-prepare
 
 bench-score: install
 	$(PYTHON) bench/bench_score.py
@@ -111,6 +116,9 @@ bench-predict: install
 
 bench-pipeline: install  # SEEDS=1,2,3: the whole ladder once per seed, then mean and spread
 	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_pipeline.py --fresh $(if $(SEEDS),--seeds $(SEEDS))
+
+bench-prepare: install  # seconds per 10,000 images, train as symlinks and --copy
+	$(PYTHON) bench/bench_prepare.py
 
 rehearsal: install  # the real presets, shrunk through --set, under mpirun -np 2 on the CPU, to checked zips
 	env LUSS_FORCE_CPU=1 $(PYTHON) bench/rehearsal.py $(if $(PRESETS),--presets $(PRESETS))

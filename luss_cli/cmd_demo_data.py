@@ -33,6 +33,13 @@ from tools.data.demo_shapes import MAX_CLASSES
     help="Test images; unlike real ImageNet-S, their masks are included (test-segmentation/).",
 )
 @click.option(
+    "--semi-per-class",
+    default=4,
+    type=click.IntRange(min=0),
+    help="train-semi images (copies of the first train images, with masks): the labels of the distance "
+    "and semi-supervised protocols.",
+)
+@click.option(
     "--size",
     default=112,
     type=click.IntRange(min=16),
@@ -52,6 +59,7 @@ def demo_data(
     train_per_class: int,
     val_per_class: int,
     test_per_class: int,
+    semi_per_class: int,
     size: int,
     seed: int,
     workers: int,
@@ -76,13 +84,15 @@ def demo_data(
         train_per_class=train_per_class,
         val_per_class=val_per_class,
         test_per_class=test_per_class,
+        semi_per_class=semi_per_class,
         size=size,
         seed=seed,
     )
     path, seconds = timed_generate(out, spec, overwrite=overwrite, workers=workers)
     click.echo(
         f"Wrote {path}: {spec.classes} classes; train {spec.classes * spec.train_per_class}, "
-        f"validation {spec.classes * spec.val_per_class}, test {spec.classes * spec.test_per_class} images "
+        f"validation {spec.classes * spec.val_per_class}, test {spec.classes * spec.test_per_class}, "
+        f"train-semi {spec.classes * spec.semi_count} (copies) images "
         f"({spec.num_images} in all) in {seconds:.1f} s."
     )
     click.echo(f"Next: luss validate-data {path}")

@@ -33,14 +33,35 @@ from luss_cli.options import overrides_option, preset_option
 @click.option(
     "--resume", is_flag=True, help="Continue an interrupted finetune from RUN/finetune/checkpoints."
 )
+@click.option(
+    "--labels",
+    type=click.Choice(["pseudo", "train-semi"]),
+    default=None,
+    help="pseudo: the Stage-2 pseudo-labels (fully unsupervised); train-semi: the 1 % ground-truth masks "
+    "of DATA/train-semi (semi-supervised protocol). Default: finetune.labels of the preset (pseudo).",
+)
+@click.option(
+    "--pretrain-from",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Take the Stage-1 backbone from this run's pretrain/ (e.g. a semi run next to an unsupervised one).",
+)
 @overrides_option("--set finetune.loop.epochs=2 --set finetune.head=last_layer")
-def finetune(preset: str, data: Path, run_dir: Path, resume: bool, overrides: tuple[str, ...]) -> None:
+def finetune(
+    preset: str,
+    data: Path,
+    run_dir: Path,
+    resume: bool,
+    labels: str | None,
+    pretrain_from: Path | None,
+    overrides: tuple[str, ...],
+) -> None:
     """Train the segmenter on the pseudo-labels of `luss cluster` (Stage 3).
 
     \b
       luss finetune --data D --run RUN                          # demo preset
       luss finetune --preset luss50-sampass --data D --run RUN
       luss finetune --data D --run RUN --set finetune.freeze_backbone=false   # PASS: tune everything
+      luss finetune --data D --run RUN-semi --pretrain-from RUN --labels train-semi   # semi protocol
 
     \b
     Starts from the backbone of RUN/pretrain/checkpoints/final.pkl and trains on
@@ -50,12 +71,17 @@ def finetune(preset: str, data: Path, run_dir: Path, resume: bool, overrides: tu
     progressive (SAMPASS up1/up2, the default) or last_layer (PASS 1x1 conv). With
     finetune.freeze_backbone=true (default) only the head trains and the backbone stays in eval mode.
     The log shows the loss and the pixel accuracy against the pseudo-labels. Next: luss predict.
+
+    With --labels train-semi (the ImageNet-S semi-supervised protocol) it trains on the 10 labelled
+    images per class of DATA/train-semi/ and their masks instead; no Stage 2 is needed, the
+    predictions are class ids (match.json is the identity) and `luss pack --protocol semi` packs them.
     """
     from tools.config.loader import load_config
     from tools.stages.finetune import run_finetune
 
-    config = load_config(preset, list(overrides))
-    result = run_finetune(config, data, run_dir, resume=resume, say=echo)
+    label_override = [f"finetune.labels={labels}"] if labels else []
+    config = load_config(preset, [*overrides, *label_override])
+    result = run_finetune(config, data, run_dir, resume=resume, say=echo, pretrain_run=pretrain_from)
     if not result.completed:
         echo(f"finetune stopped at iteration {result.iterations}; rerun with --resume to continue.")
         return

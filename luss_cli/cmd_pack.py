@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from tools.packing.method_info import MethodInfo
+from tools.packing.protocols import PROTOCOLS
 
 _DEFAULT = MethodInfo()
 
@@ -29,6 +30,13 @@ _DEFAULT = MethodInfo()
     type=click.Path(path_type=Path, dir_okay=False),
     help="match.json from `luss predict --split validation` (Hungarian matching on validation).",
 )
+@click.option(
+    "--protocol",
+    default="fully-unsupervised",
+    show_default=True,
+    type=click.Choice(list(PROTOCOLS)),
+    help="The leaderboard: sets method.txt's 'Training scheme' line and refuses predictions it forbids.",
+)
 @click.option("--out", "out_zip", type=click.Path(path_type=Path, dir_okay=False), help="The zip to write.")
 @click.option(
     "--check",
@@ -42,11 +50,13 @@ _DEFAULT = MethodInfo()
 )
 @click.option("--training-data", default=_DEFAULT.training_data, show_default=True)
 @click.option(
-    "--training-scheme", default=_DEFAULT.training_scheme, show_default=True, help="SSL, Sup or SSL+Sup."
+    "--training-scheme",
+    default=None,
+    help="method.txt 'Training scheme'; set by --protocol, free text only with --protocol free.",
 )
 @click.option("--networks", default=_DEFAULT.networks, show_default=True)
 @click.option("--link", default=_DEFAULT.link, show_default=True, help="Paper/Project link.")
-@click.option("--description", default=_DEFAULT.description, help="Method description (one line).")
+@click.option("--description", default=None, help="Method description (one line); default: the protocol's.")
 @click.option(
     "--workers",
     default=0,
@@ -58,26 +68,36 @@ def pack(
     pred: Path | None,
     data: Path,
     match_path: Path | None,
+    protocol: str,
     out_zip: Path | None,
     check_zip: Path | None,
     method_name: str,
     training_data: str,
-    training_scheme: str,
+    training_scheme: str | None,
     networks: str,
     link: str,
-    description: str,
+    description: str | None,
     workers: int,
 ) -> None:
     """Build (or check) the submission zip for the ImageNet-S server and the Jittor challenge.
 
     \b
       luss pack PRED --data D --match match.json --out submissions/NAME.zip
-      luss pack --check submissions/NAME.zip --data D
+      luss pack --check submissions/NAME.zip --data D [--protocol P]
 
     PRED holds one prediction per test image, PRED/<wnid>/<stem>.png, as written
     by `luss predict --split test`: an 8-bit RGB PNG at the image's own size,
     id = R + 256*G, B = 0, ids in 0..C (raw cluster ids; 0 = background).
 
+    --protocol picks the ImageNet-S leaderboard (each deletes submissions of
+    another): fully-unsupervised (default; needs --match), distance (`luss
+    distance`), semi (`luss finetune --labels train-semi`), free. It writes the
+    matching 'Training scheme' line of method.txt and refuses predictions the
+    protocol forbids: made under another protocol (PRED/protocol.json, or
+    RUN/config.yaml), or with classes read from folder names. Under distance
+    and semi the ids are classes already: match.json is the identity.
+
+    \b
     match.json maps every predicted id to a class, one-to-one:
     {"1": 34, ..., "C": 7, "0": 0}. It comes from the validation split:
     `luss predict --split validation` matches clusters to the validation ground
@@ -105,7 +125,9 @@ def pack(
     if check_zip is not None:
         if pred is not None or match_path is not None or out_zip is not None:
             raise click.UsageError("--check takes only ZIP and --data (no PRED, --match or --out).")
-        problems = check_submission_zip(check_zip, dataset, workers, progress=True)
+        source = click.get_current_context().get_parameter_source("protocol")
+        chosen_protocol = None if source == click.core.ParameterSource.DEFAULT else protocol
+        problems = check_submission_zip(check_zip, dataset, workers, progress=True, protocol=chosen_protocol)
         if problems:
             raise SubmissionError(
                 f"{check_zip}: would be refused, {len(problems)} problems ({summarize(problems)}).", problems
@@ -117,25 +139,35 @@ def pack(
         )
         return
 
-    missing = [
-        name for name, value in (("PRED", pred), ("--match", match_path), ("--out", out_zip)) if value is None
-    ]
+    chosen = PROTOCOLS[protocol]
+    needed = (("PRED", pred), ("--out", out_zip)) + (
+        () if chosen.ids_are_classes else (("--match", match_path),)
+    )
+    missing = [name for name, value in needed if value is None]
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)} (or use --check ZIP to check a zip).")
-    assert pred is not None and match_path is not None and out_zip is not None
+    if training_scheme is not None and protocol != "free" and training_scheme != chosen.training_scheme:
+        raise click.UsageError(
+            f"--protocol {protocol} writes 'Training scheme: {chosen.training_scheme}'; leave out "
+            "--training-scheme (free text is for --protocol free)."
+        )
+    assert pred is not None and out_zip is not None
     method = MethodInfo(
         method_name=method_name,
         training_data=training_data,
-        training_scheme=training_scheme,
+        training_scheme=training_scheme or chosen.training_scheme,
         networks=networks,
         link=link,
-        description=description,
+        description=description or chosen.description,
     )
-    result = pack_submission(pred, dataset, match_path, out_zip, method, workers, progress=True)
+    result = pack_submission(
+        pred, dataset, match_path, out_zip, method, workers, progress=True, protocol=protocol
+    )
     console.print(f"[green]Packed[/green] {escape(str(result.path))}")
     console.print(f"  images   {result.num_images} PNGs ({result.num_classes} classes)")
     console.print(f"  size     {_size(result.size_bytes)} (PNGs {_size(result.png_bytes)})")
     again = f"luss pack --check {result.path} --data {data}"
+    console.print(f"  protocol {protocol}: submit to {chosen.leaderboard}")
     console.print(f"  check    passed; re-check any time: {escape(again)}")
 
 

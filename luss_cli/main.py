@@ -15,11 +15,16 @@ from tools.runtime import configure_runtime
 # name -> "module:attribute"; order is the pipeline order shown in --help.
 COMMANDS = {
     "demo-data": ("luss_cli.cmd_demo_data:demo_data", "Write the built-in procedural demo dataset."),
+    "prepare": ("luss_cli.cmd_prepare:prepare", "ILSVRC2012 + annotation zip -> ImageNet-S tree."),
     "validate-data": ("luss_cli.cmd_validate_data:validate_data", "Check an ImageNet-S tree."),
     "pretrain": ("luss_cli.cmd_pretrain:pretrain", "Stage 1: SwAV + P2P self-supervised pretraining."),
     "cluster": ("luss_cli.cmd_cluster:cluster", "Stage 2: pixel attention, k-means, pseudo-labels."),
     "finetune": ("luss_cli.cmd_finetune:finetune", "Stage 3: train the segmenter on the pseudo-labels."),
     "predict": ("luss_cli.cmd_predict:predict", "Stage 4: label PNGs for a split (+ match.json, scores)."),
+    "distance": (
+        "luss_cli.cmd_distance:distance",
+        "Distance-matching protocol: train-semi class embeddings.",
+    ),
     "score": ("luss_cli.cmd_score:score", "Score predictions like the official evaluator."),
     "refine": ("luss_cli.cmd_refine:refine", "SAM semantic voting on predictions."),
     "pack": ("luss_cli.cmd_pack:pack", "Build or check a submission zip."),

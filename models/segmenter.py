@@ -32,22 +32,27 @@ class Segmenter(nn.Module):
     """
 
     def __init__(
-        self, backbone: nn.Module, num_classes: int, head: str = "progressive", freeze_backbone: bool = True
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        head: str | nn.Module = "progressive",
+        freeze_backbone: bool = True,
     ):
-        if head not in HEADS:
+        if not isinstance(head, nn.Module) and head not in HEADS:
             raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.backbone = backbone
         self.num_classes = num_classes
-        self.head_name = head
+        self.head_name = "module" if isinstance(head, nn.Module) else head
         self.freeze_backbone = freeze_backbone
         width = backbone.num_features
-        self.head = (
-            ProgressiveUpsamplingHead(width, num_classes)
-            if head == "progressive"
-            else LastLayer(width, num_classes)
-        )
+        if isinstance(head, nn.Module):  # a ready head with an ``upsample`` factor (CosineHead)
+            self.head = head
+        elif head == "progressive":
+            self.head = ProgressiveUpsamplingHead(width, num_classes)
+        else:
+            self.head = LastLayer(width, num_classes)
         if freeze_backbone:
             for p in backbone.parameters():
                 p.stop_grad()
@@ -57,6 +62,8 @@ class Segmenter(nn.Module):
     def output_stride(self) -> int:
         """Input pixels per logit pixel."""
         stride = self.backbone.output_stride
+        if self.head_name == "module":
+            return stride // self.head.upsample
         return stride // 4 if self.head_name == "progressive" else stride
 
     def train(self):

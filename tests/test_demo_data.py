@@ -56,7 +56,18 @@ def test_demo_json_describes_spec_and_classes(demo):
     meta = json.loads((demo / "demo.json").read_text())
     assert meta["spec"]["classes"] == 4 and meta["spec"]["seed"] == 3
     assert meta["classes"]["n90000001"] == "red solid circle"
-    assert meta["counts"] == {"train": 12, "validation": 24, "test": 24}
+    assert meta["counts"] == {"train": 12, "validation": 24, "test": 24, "train-semi": 12}
+    assert meta["version"] == 3
+
+
+def test_train_semi_are_labelled_copies_of_train_images(demo):
+    ds = ImageNetS(demo)
+    semi = ds.samples("train-semi")
+    assert [s.key for s in semi] == [s.key for s in ds.samples("train")]  # 3 per class: min(4, 3)
+    for s in semi:
+        assert s.image_path.read_bytes() == (demo / "train" / s.wnid / f"{s.stem}.JPEG").read_bytes()
+        mask = demo / "train-semi-segmentation" / s.png_name()
+        assert mask.read_bytes() == (demo / TRAIN_GROUND_TRUTH_DIR / s.png_name()).read_bytes()
 
 
 def test_masks_match_images_and_hold_only_valid_ids(demo):

@@ -56,6 +56,7 @@ def test_clean_demo_passes_with_counts(clean):
         "train": (3, 6, None),
         "validation": (3, 6, 6),
         "test": (3, 3, 3),
+        "train-semi": (3, 6, 6),  # the demo's labelled copies of its first train images
     }
 
 

@@ -21,3 +21,23 @@ class SubmissionError(LussError):
     def __init__(self, message: str, problems: list[str] | None = None):
         super().__init__(message)
         self.problems = problems or []
+
+
+class PrepareError(LussError):
+    """``luss prepare`` cannot build the ImageNet-S tree from the given inputs."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class MissingSourceError(PrepareError):
+    """An image the split lists name is not in the ILSVRC2012 folder."""
+
+
+class AnnotationZipError(PrepareError):
+    """The annotation zip is unreadable, of another benchmark, or lacks listed masks."""
+
+
+class NoSpaceError(PrepareError):
+    """The destination's disk is (or would become) full."""

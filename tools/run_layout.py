@@ -5,6 +5,8 @@ RUN/config.yaml                    resolved config of the last command
 RUN/pretrain/  RUN/cluster/  RUN/finetune/          training stages (checkpoints, metrics.jsonl)
 RUN/predict/<split>/<wnid>/<stem>.png              raw network predictions (+ match.json on validation)
 RUN/refine/<split>/<wnid>/<stem>.png               SAM-voted predictions (+ match.json on validation)
+RUN/distance/<split>/<wnid>/<stem>.png             distance-matching predictions (class ids; luss distance)
+RUN/distance/embeddings.npz                        train-semi instance embeddings they are matched to
 RUN/refine/sam-masks/<split>/<wnid>/<stem>.npz     cached SAM masks (re-voting never re-runs SAM)
 RUN/cluster/pseudo-labels/train/<wnid>/<stem>.png  Stage-2 pseudo-labels (finetune trains on them)
 RUN/cluster/pixel_attention/  centroids.npy  assignments-<split>.txt  report.json   Stage-2 outputs
@@ -22,7 +24,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-STAGES = ("pretrain", "cluster", "finetune", "predict", "refine", "pack")
+STAGES = ("pretrain", "cluster", "finetune", "predict", "refine", "pack", "distance")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class RunLayout:
 
     def predict_dir(self, split: str) -> Path:
         return self.root / "predict" / split
+
+    def distance_dir(self, split: str) -> Path:
+        return self.root / "distance" / split
 
     def refine_dir(self, split: str) -> Path:
         return self.root / "refine" / split

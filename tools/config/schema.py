@@ -141,6 +141,9 @@ class FinetuneConfig:
     crop_size: int = 224
     min_scale: float = 0.08
     label_scale: float = 0.5
+    # pseudo: the Stage-2 pseudo-labels (fully unsupervised); train-semi: the 1 % ground-truth masks of
+    # DATA/train-semi (the semi-supervised protocol; `luss finetune --labels train-semi`)
+    labels: str = "pseudo"
 
 
 @dataclass

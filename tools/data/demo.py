@@ -5,6 +5,9 @@ OUT/train/<wnid>/<wnid>_<n>.JPEG
 OUT/validation/<wnid>/ILSVRC2012_val_<8 digits>.JPEG   OUT/validation-segmentation/<wnid>/<same>.png
 OUT/test/<wnid>/ILSVRC2012_val_<8 digits>.JPEG         OUT/test-segmentation/<wnid>/<same>.png
 OUT/train-segmentation/<wnid>/<wnid>_<n>.png   (masks of train images: only to measure, never trained on)
+OUT/train-semi/<wnid>/<wnid>_<n>.JPEG  OUT/train-semi-segmentation/<wnid>/<wnid>_<n>.png   copies of the
+    first ``semi_per_class`` train images of each class and their masks, as ImageNet-S's train-semi
+    (the pixel labels the distance-matching and semi-supervised protocols may use)
 OUT/demo.json   (spec, class descriptions)             OUT/.complete  (written last)
 ```
 Wnids are ``n90000001, n90000002, ...`` so sorted order is class order (class id = rank). Images
@@ -55,11 +58,12 @@ class DemoSpec:
     test_per_class: int = 6
     size: int = 112
     seed: int = 0
+    semi_per_class: int = 4  # train-semi: labelled copies of the first train images of each class
 
     def __post_init__(self) -> None:
         if not 1 <= self.classes <= MAX_CLASSES:
             raise ValueError(f"classes must be in 1..{MAX_CLASSES}, got {self.classes}")
-        if min(self.train_per_class, self.val_per_class, self.test_per_class) < 0:
+        if min(self.train_per_class, self.val_per_class, self.test_per_class, self.semi_per_class) < 0:
             raise ValueError("images per class must be >= 0")
         if self.size < 16:
             raise ValueError(f"size must be >= 16 pixels, got {self.size}")
@@ -68,6 +72,11 @@ class DemoSpec:
         return {"train": self.train_per_class, "validation": self.val_per_class, "test": self.test_per_class}[
             split
         ]
+
+    @property
+    def semi_count(self) -> int:
+        """train-semi images per class (never more than there are train images)."""
+        return min(self.semi_per_class, self.train_per_class)
 
     @property
     def num_images(self) -> int:
@@ -176,12 +185,31 @@ def describe(spec: DemoSpec) -> dict:
     looks = class_looks(spec.classes)
     return {
         "format": "luss-demo-dataset",
-        "version": 2,
+        "version": 3,
         "spec": asdict(spec),
         "classes": {wnid_for(i): look.description for i, look in enumerate(looks)},
         "looks": {wnid_for(i): asdict(look) for i, look in enumerate(looks)},
-        "counts": {s: spec.classes * spec.per_class(s) for s in ("train", "validation", "test")},
+        "counts": {
+            **{s: spec.classes * spec.per_class(s) for s in ("train", "validation", "test")},
+            "train-semi": spec.classes * spec.semi_count,
+        },
     }
+
+
+def copy_train_semi(root: Path, spec: DemoSpec) -> None:
+    """``train-semi/`` and its masks: copies of the first ``semi_count`` train images of each class (the
+    real train-semi images are train images too), so no other file of the dataset changes."""
+    for c in range(spec.classes):
+        wnid = wnid_for(c)
+        for n in range(spec.semi_count):
+            stem = f"{wnid}_{n + 1}"
+            for src_dir, dst_dir, ext in (
+                ("train", "train-semi", "JPEG"),
+                (TRAIN_GROUND_TRUTH_DIR, SEGMENTATION_DIRS["train-semi"], "png"),
+            ):
+                target = root / dst_dir / wnid / f"{stem}.{ext}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(root / src_dir / wnid / f"{stem}.{ext}", target)
 
 
 def _check_target(out_dir: Path, overwrite: bool) -> bool:
@@ -245,6 +273,7 @@ def generate_demo_dataset(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         _run_jobs(plan_samples(tmp, spec), workers, progress)
+        copy_train_semi(tmp, spec)
         atomic_write_json(tmp / DEMO_JSON, describe(spec))
         if replace:
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))

@@ -27,6 +27,13 @@ from tools.atomic_io import atomic_path
 from tools.data.imagenet_s import ImageNetS
 from tools.errors import SubmissionError
 from tools.packing.method_info import MethodInfo
+from tools.packing.protocols import (
+    PROTOCOLS,
+    PROVENANCE_NAME,
+    protocol_problems,
+    read_provenance,
+    scheme_problems,
+)
 from tools.packing.rules import (
     MATCH_NAME,
     METHOD_NAME,
@@ -106,10 +113,11 @@ def check_prediction_dir(
     """Layout and per-PNG rules for a folder; ``match_keys`` (when given) must hold every id used.
 
     ``match.json`` / ``method.txt`` at the folder root are ignored: the zip gets ``--match`` and the
-    method options instead.
+    method options instead; so is ``protocol.json`` (how the folder was made; never packed).
     """
     files, dirs = list_prediction_dir(pred_dir)
-    layout = check_layout([f for f in files if f not in ROOT_FILES], dirs, expected)
+    skipped = (*ROOT_FILES, PROVENANCE_NAME)
+    layout = check_layout([f for f in files if f not in skipped], dirs, expected)
     tasks = (
         PngTask(name, str(pred_dir / name), str(expected.pngs[name]), expected.num_classes)
         for name in layout.present
@@ -196,11 +204,13 @@ def check_submission_zip(
     deep: bool = True,
     limits: ZipLimits = DEFAULT_LIMITS,
     progress: bool = False,
+    protocol: str | None = None,
 ) -> list[str]:
     """Every problem the server would have with ``zip_path`` (an empty list means it passes).
 
     The zip is read in memory only, through the guards of :mod:`tools.packing.safe_zip`.
-    ``deep=False`` checks PNG headers (format, size) but does not decode pixels.
+    ``deep=False`` checks PNG headers (format, size) but does not decode pixels. ``protocol`` (when
+    given) also checks method.txt's ``Training scheme`` line against that leaderboard's.
     """
     expected = Expected.from_dataset(_dataset(data))
     try:
@@ -245,6 +255,9 @@ def check_submission_zip(
                     match_keys = parsed.keys
                 else:
                     problems.extend(check_method_text(raw))
+                    if protocol is not None:
+                        text = raw.decode("utf-8", errors="replace")
+                        problems += [Problem("protocol", p) for p in scheme_problems(protocol, text)]
             elif root_file not in blocked:
                 what = (
                     "the matching of predicted ids to classes (written by `luss predict --split validation`)"
@@ -276,25 +289,74 @@ def check_submission_zip(
 # ---------------------------------------------------------------------------------------------- pack
 
 
+def _read_match(
+    match_path: str | os.PathLike[str] | None, num_classes: int, protocol: str, problems: list[Problem]
+) -> ParsedMatch | None:
+    """The checked match.json (appending its problems); the identity for a class-id protocol without one."""
+    identity = {i: i for i in range(num_classes + 1)}
+    ids_are_classes = protocol in PROTOCOLS and PROTOCOLS[protocol].ids_are_classes
+    if match_path is None:
+        if ids_are_classes:
+            return ParsedMatch(identity, frozenset(identity), [])
+        problems.append(
+            Problem(
+                "match",
+                f"--match is required under the {protocol} protocol: the match.json that "
+                "`luss predict --split validation` writes next to the validation predictions.",
+            )
+        )
+        return None
+    match_path = Path(match_path)
+    try:
+        raw_match = match_path.read_bytes()
+    except OSError as exc:
+        problems.append(
+            Problem(
+                "match",
+                f"{match_path}: cannot be read ({exc.strerror}); it is written by "
+                "`luss predict --split validation` next to the validation predictions.",
+            )
+        )
+        return None
+    match = parse_match_json(raw_match, num_classes, str(match_path))
+    problems.extend(match.problems)
+    if ids_are_classes and not match.problems and match.mapping != identity:
+        problems.append(
+            Problem(
+                "protocol",
+                f"{match_path}: is not the identity, but under the {protocol} protocol predictions are "
+                "class ids already (no validation matching). Leave out --match.",
+            )
+        )
+    return match
+
+
 def pack_submission(
     pred_dir: str | os.PathLike[str],
     data: ImageNetS | str | os.PathLike[str],
-    match_path: str | os.PathLike[str],
+    match_path: str | os.PathLike[str] | None,
     out_zip: str | os.PathLike[str],
     method: MethodInfo | None = None,
     workers: int = 0,
     *,
     progress: bool = False,
+    protocol: str = "fully-unsupervised",
 ) -> PackResult:
-    """Validate ``pred_dir`` + ``match_path`` + ``method``, then write ``out_zip`` atomically.
+    """Validate ``pred_dir`` + ``match_path`` + ``method`` for ``protocol``, then write ``out_zip``
+    atomically.
 
     Raises :class:`SubmissionError` listing every problem, and writes nothing, if the submission
-    would be refused. The written zip is re-checked (headers, layout, match, method) before it
-    replaces ``out_zip``, so a zip that appears at ``out_zip`` has passed.
+    would be refused (by the server, or by the protocol's leaderboard: :mod:`tools.packing.protocols`).
+    Under ``distance`` and ``semi`` the predictions are class ids, so ``match_path`` may be ``None``
+    (the identity is written) and must be the identity when given. The written zip is re-checked
+    (headers, layout, match, method) before it replaces ``out_zip``, so a zip that appears there has passed.
     """
     dataset = _dataset(data)
+    if method is None and protocol in PROTOCOLS:
+        chosen = PROTOCOLS[protocol]
+        method = MethodInfo(training_scheme=chosen.training_scheme, description=chosen.description)
     method = method or MethodInfo()
-    pred_dir, match_path, out_zip = Path(pred_dir), Path(match_path), Path(out_zip)
+    pred_dir, out_zip = Path(pred_dir), Path(out_zip)
     if not pred_dir.is_dir():
         raise SubmissionError(
             f"{pred_dir}: prediction folder not found (expected <wnid>/<stem>.png per test image, "
@@ -307,20 +369,13 @@ def pack_submission(
     expected = Expected.from_dataset(dataset)
 
     problems: list[Problem] = [Problem("method", p) for p in method.problems()]
-    match: ParsedMatch | None = None
-    try:
-        raw_match = match_path.read_bytes()
-    except OSError as exc:
-        problems.append(
-            Problem(
-                "match",
-                f"{match_path}: cannot be read ({exc.strerror}); it is written by "
-                "`luss predict --split validation` next to the validation predictions.",
-            )
-        )
-    else:
-        match = parse_match_json(raw_match, expected.num_classes, str(match_path))
-        problems.extend(match.problems)
+    if not problems and protocol in PROTOCOLS:  # the Training scheme line must be the protocol's
+        problems += [
+            Problem("protocol", p) for p in scheme_problems(protocol, method.to_text(), "--training-scheme")
+        ]
+    provenance = read_provenance(pred_dir)
+    problems += [Problem("protocol", p) for p in protocol_problems(protocol, provenance, pred_dir)]
+    match = _read_match(match_path, expected.num_classes, protocol, problems)
     match_keys = match.keys if match is not None else None
     dir_problems, results = check_prediction_dir(pred_dir, expected, match_keys, workers, progress)
     problems.extend(dir_problems)

@@ -52,6 +52,7 @@ KINDS = (
     "zip",
     "enclosing-folder",
     "match",
+    "protocol",
     "method",
     "missing",
     "extra",

@@ -29,6 +29,7 @@ from tools.data.imagenet_s import ImageNetS, Sample
 from tools.data.label_codec import read_label_png, write_label_png
 from tools.engine.distributed import World, shard
 from tools.errors import LussError
+from tools.packing.protocols import read_provenance, write_provenance
 from tools.refine.mask_cache import cache_path, load_mask_cache, save_mask_cache
 from tools.refine.sam_model import MaskSource
 from tools.refine.voting import BackgroundPolicy, VoteMode, vote_by_masks
@@ -153,6 +154,9 @@ def refine_split(
         layout.sam_cache_dir(split),
     )
     check_inputs(samples, pred_dir, split)
+    provenance = read_provenance(pred_dir)
+    if provenance is not None and world.is_main:  # voting keeps the protocol of what it votes on
+        write_provenance(out_dir, provenance)
     settings = {
         "mode": options.mode,
         "background_policy": options.background_policy,

@@ -1,9 +1,10 @@
 """Stage 3 (``luss finetune``): train the segmenter on the Stage-2 pseudo-labels (spec section 7).
 
 Reads ``RUN/pretrain/checkpoints/final.pkl`` (its ``backbone.*`` weights) and
-``RUN/cluster/pseudo-labels/train/<wnid>/<stem>.png``; writes ``RUN/finetune/`` (checkpoints,
-``metrics.jsonl``) and ``RUN/finetune/.done``. Loss: cross-entropy over C+1 classes (background 0
-included) with 1000 ignored; labels are nearest-downscaled by ``label_scale`` and the logits
+``RUN/cluster/pseudo-labels/train/<wnid>/<stem>.png`` (or, with ``finetune.labels: train-semi``, the
+semi-supervised protocol, ``DATA/train-semi/`` and its ground-truth masks); writes ``RUN/finetune/``
+(checkpoints, ``metrics.jsonl``) and ``RUN/finetune/.done``. Loss: cross-entropy over C+1 classes
+(background 0 included) with 1000 ignored; labels are nearest-downscaled by ``label_scale`` and the logits
 bilinearly resized to the label size. The log reports pixel accuracy against the pseudo-labels.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 from tools.config.schema import LussConfig
 from tools.data.imagenet_s import ImageNetS
 from tools.data.label_codec import IGNORE_ID
+from tools.data.train_semi import labelled_train_semi
 from tools.engine.trainer import FitResult, StepInfo
 from tools.errors import DatasetError, LussError
 from tools.predict.labels import nearest_resize_labels
@@ -35,16 +37,28 @@ def backbone_kwargs(config: LussConfig) -> dict[str, Any]:
     return {}
 
 
-def build_segmenter(config: LussConfig, num_classes: int, freeze_backbone: bool | None = None):
-    """The Stage-3/4 network of ``config`` (weights random; load a checkpoint into it)."""
-    from models.build import create_backbone
+def build_segmenter(
+    config: LussConfig, num_classes: int, freeze_backbone: bool | None = None, head_module=None
+):
+    """The Stage-3/4 network of ``config`` (weights random; load a checkpoint into it); ``head_module``
+    replaces the head ``finetune.head`` names (the distance-matching cosine head)."""
     from models.segmenter import Segmenter
 
     f = config.finetune
     freeze = f.freeze_backbone if freeze_backbone is None else freeze_backbone
+    head = f.head if head_module is None else head_module
     try:
-        backbone = create_backbone(config.model.arch, **backbone_kwargs(config))
-        return Segmenter(backbone, num_classes, head=f.head, freeze_backbone=freeze)
+        return Segmenter(build_backbone(config), num_classes, head=head, freeze_backbone=freeze)
+    except ValueError as exc:
+        raise LussError(f"model: {exc}") from None
+
+
+def build_backbone(config: LussConfig):
+    """The backbone of ``config.model`` (weights random)."""
+    from models.build import create_backbone
+
+    try:
+        return create_backbone(config.model.arch, **backbone_kwargs(config))
     except ValueError as exc:
         raise LussError(f"model: {exc}") from None
 
@@ -134,6 +148,24 @@ class FinetuneTask:
         pass
 
 
+LABEL_SOURCES = ("pseudo", "train-semi")
+
+
+def training_labels(config: LussConfig, dataset: ImageNetS, layout: RunLayout):
+    """``(samples, label folder, C)`` Stage 3 trains on: every train image with its Stage-2 pseudo-label
+    (fully unsupervised), or the train-semi images with their ground-truth masks (semi-supervised;
+    the ids are then classes, so ``C`` is the number of classes)."""
+    labels = config.finetune.labels
+    if labels == "pseudo":
+        return dataset.samples("train"), layout.pseudo_label_dir("train"), cluster_count(config, dataset)
+    if labels != "train-semi":
+        raise LussError(f"finetune.labels must be one of {LABEL_SOURCES}, got {labels!r}.")
+    samples, label_dir = labelled_train_semi(
+        dataset, "The semi-supervised protocol (finetune.labels=train-semi)"
+    )
+    return samples, label_dir, dataset.num_classes
+
+
 def cluster_count(config: LussConfig, dataset: ImageNetS) -> int:
     """``C``: the configured number of clusters, or the number of train classes when it is 0."""
     return config.cluster.num_clusters or dataset.num_classes
@@ -146,8 +178,12 @@ def run_finetune(
     resume: bool = False,
     stop_after_iterations: int | None = None,
     say: Callable[[str], None] = print,
+    pretrain_run: str | Path | None = None,
 ) -> FitResult:
-    """Train Stage 3 into ``RUN/finetune/``; a finished stage (``.done``) is skipped at once."""
+    """Train Stage 3 into ``RUN/finetune/``; a finished stage (``.done``) is skipped at once.
+
+    ``pretrain_run``: take the Stage-1 backbone from that run instead of ``run_dir`` (a semi-supervised
+    run sharing the pretraining of an unsupervised one)."""
     from tools.data.pseudo_labels import PseudoLabelDataset
     from tools.engine.trainer import seed_everything
 
@@ -158,19 +194,15 @@ def run_finetune(
     dataset = ImageNetS(data_root)
     if not dataset.has_split("train"):
         raise DatasetError(f"{dataset.split_dir('train')}: no train/ folder; Stage 3 trains on DATA/train.")
-    num_classes = cluster_count(config, dataset)
     f = config.finetune
+    samples, label_dir, num_classes = training_labels(config, dataset, layout)
     pairs = PseudoLabelDataset(
-        dataset.samples("train"),
-        layout.pseudo_label_dir("train"),
-        num_classes,
-        crop_size=f.crop_size,
-        min_scale=f.min_scale,
-        seed=f.loop.seed,
+        samples, label_dir, num_classes, crop_size=f.crop_size, min_scale=f.min_scale, seed=f.loop.seed
     )
     seed_everything(f.loop.seed)  # the head's initial weights are reproducible
     segmenter = build_segmenter(config, num_classes)
-    load_pretrained_backbone(segmenter, layout.final_checkpoint("pretrain"))
+    pretrained = RunLayout.at(pretrain_run) if pretrain_run is not None else layout
+    load_pretrained_backbone(segmenter, pretrained.final_checkpoint("pretrain"))
     return fit_stage(
         layout,
         STAGE,
@@ -181,4 +213,5 @@ def run_finetune(
         stop_after_iterations,
         say,
         num_classes=num_classes,
+        labels=f.labels,
     )

@@ -4,11 +4,14 @@ Reads ``RUN/finetune/checkpoints/final.pkl`` (network *and* the config that buil
 ``RUN/predict/<split>/<wnid>/<stem>.png`` at each image's own size (``max_res`` respected), skipping
 images already written, so a killed run resumes. On validation it then matches cluster ids to classes
 with the image-level Hungarian on the validation GT (the fully unsupervised protocol, spec 10.2),
-writes ``match.json`` (``{pred: gt, "0": 0}``) and returns the scores.
+writes ``match.json`` (``{pred: gt, "0": 0}``) and returns the scores. A run fine-tuned on the
+train-semi labels (the semi-supervised protocol) predicts class ids: its match.json is the identity.
+``PRED/protocol.json`` records which protocol the predictions belong to (``luss pack --protocol``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +19,7 @@ from pathlib import Path
 from tools.config.schema import PredictConfig
 from tools.data.imagenet_s import ImageNetS
 from tools.errors import LussError
+from tools.packing.protocols import Provenance, write_provenance
 from tools.predict.runner import PredictOptions, PredictSummary
 from tools.run_layout import RunLayout
 
@@ -114,6 +118,9 @@ def run_predict(
         f"predict {split}: {summary.written} written, {summary.skipped} already done, "
         f"{summary.images_per_second:.2f} img/s -> {out_dir}"
     )
+    provenance = run_provenance(layout, config)
+    if world.is_main:
+        write_provenance(out_dir, provenance)
     barrier()  # under mpirun: every shard's PNGs exist before rank 0 matches and scores
     if split != "validation" or not score or limit is not None:
         return PredictOutcome(summary, out_dir, None, None)
@@ -123,19 +130,38 @@ def run_predict(
         if missing:  # only when shards were launched by hand (--rank), not under one mpirun
             say(f"{len(missing)} PNGs are still missing (other shards?); run again to write match.json.")
         else:
-            result, match_path = match_and_score(layout, data_root, split, workers, progress)
+            identity = provenance.protocol == "semi"  # trained on class ids: nothing to match
+            result, match_path = match_and_score(layout, data_root, split, workers, progress, identity)
     barrier()  # match.json exists on every rank when this returns
     if not world.is_main and layout.match_file(STAGE, split).is_file():
         match_path = layout.match_file(STAGE, split)
     return PredictOutcome(summary, out_dir, match_path, result)
 
 
-def match_and_score(layout: RunLayout, data_root, split: str, workers: int, progress: bool):
-    """Image-level Hungarian of the predictions against the split's GT -> match.json + scores."""
+def run_provenance(layout: RunLayout, config: PredictConfig) -> Provenance:
+    """How this run's predictions are made: ``semi`` when Stage 3 trained on the train-semi labels
+    (``RUN/finetune/.done`` says so), else ``fully-unsupervised``."""
+    marker = layout.done_marker("finetune")
+    labels = json.loads(marker.read_text() or "{}").get("labels", "pseudo") if marker.is_file() else "pseudo"
+    semi = labels == "train-semi"
+    return Provenance(
+        protocol="semi" if semi else "fully-unsupervised",
+        labels="train-semi" if semi else "none",
+        folder_labels=config.use_folder_labels,
+    )
+
+
+def match_and_score(
+    layout: RunLayout, data_root, split: str, workers: int, progress: bool, identity: bool = False
+):
+    """Image-level Hungarian of the predictions against the split's GT -> match.json + scores; with
+    ``identity`` the ids are classes already and match.json is the identity."""
     from tools.evaluation import save_match_file, score_predictions
 
+    dataset = ImageNetS(data_root)
+    match = {i: i for i in range(dataset.num_classes + 1)} if identity else None
     result = score_predictions(
-        layout.predict_dir(split), data_root, split, match=None, workers=workers, progress=progress
+        layout.predict_dir(split), dataset, split, match=match, workers=workers, progress=progress
     )
     path = layout.match_file(STAGE, split)
     save_match_file(path, result.match)
