@@ -145,6 +145,9 @@ def refine_split(
     so a re-vote of a cached split never loads SAM (nor needs its checkpoint). ``fingerprint``
     identifies the masks a source produces (``generator_config.cache_fingerprint``).
     """
+    from tools.data.validate import require_usable_dataset
+
+    require_usable_dataset(data.root, [split], f"refine {split}", console.print if console else print)
     world = world or World(0, 1)
     samples = shard(data.samples(split), world)
     pred_dir, out_dir, mask_dir = (

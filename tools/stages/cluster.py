@@ -381,8 +381,10 @@ def run_cluster(
     unknown = [s for s in wanted if s not in STEPS]
     if unknown:
         raise LussError(f"unknown cluster step(s) {unknown}; choose from {', '.join(STEPS)}")
+    from tools.data.validate import require_usable_dataset
     from tools.runtime import status_line
 
+    require_usable_dataset(data_root, ["train", "validation"], STAGE, say)
     world = stage.world
     say(status_line(STAGE, config.pixel_attention.loop.batch_size))
     if world.is_main:

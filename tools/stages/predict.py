@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tools.config.schema import PredictConfig
 from tools.data.imagenet_s import ImageNetS
+from tools.data.validate import require_usable_dataset
 from tools.errors import LussError
 from tools.predict.runner import PredictOptions, PredictSummary
 from tools.run_layout import RunLayout
@@ -100,6 +101,7 @@ def run_predict(
     if split not in SPLITS:
         raise LussError(f"unknown split {split!r}; luss predict runs on {' or '.join(SPLITS)}.")
     check_unsupervised(config)
+    require_usable_dataset(data_root, [split], f"predict {split}", say)
     layout = RunLayout.at(run_dir)
     dataset = ImageNetS(data_root)
     world = world or env_world()
