@@ -193,7 +193,9 @@ def _pair_masks(
     return pairs, n_masks
 
 
-def _plan_split(root: Path, split: str, classes: set[str], report: ValidationReport) -> list[Pair]:
+def _plan_split(
+    root: Path, split: str, classes: set[str], report: ValidationReport, masks: bool = True
+) -> list[Pair]:
     """List one split, report its layout problems and return the files to check."""
     if not (root / split).is_dir():
         report.error(
@@ -214,7 +216,7 @@ def _plan_split(root: Path, split: str, classes: set[str], report: ValidationRep
             )
         for wnid in sorted(classes - set(images)):
             report.warning(f"{split}/: no folder for train class {wnid}.")
-    seg = SEGMENTATION_DIRS.get(split)
+    seg = SEGMENTATION_DIRS.get(split) if masks else None
     if seg is not None and (root / seg).is_dir():
         pairs, counts.masks = _pair_masks(root, split, images, report)
         return pairs
@@ -237,6 +239,7 @@ def validate_dataset(
     workers: int = 0,
     progress: bool = True,
     check_other_images: ImageCheck = "full",
+    masks: bool = True,
 ) -> ValidationReport:
     """Check an ImageNet-S tree; never raises for a problem in the data (it is in the report).
 
@@ -246,7 +249,7 @@ def validate_dataset(
     each header, ``stat`` only finds missing and empty files, ``none`` only counts.
     ``check_other_images``: the same for the other splits; their masks are decoded unless it is
     ``stat`` or ``none``. ``workers``: processes, 0 = one per CPU for large trees and in-process for
-    small ones (or when only ``stat`` runs).
+    small ones (or when only ``stat`` runs). ``masks``: False skips the segmentation folders.
     """
     root = Path(root)
     report = ValidationReport(root=root)
@@ -271,7 +274,7 @@ def validate_dataset(
 
     work: list[tuple[ImageCheck, list[Pair]]] = []
     for split in chosen:
-        pairs = _plan_split(root, split, classes, report)
+        pairs = _plan_split(root, split, classes, report, masks)
         how: ImageCheck = check_train_images if split == "train" else check_other_images
         if pairs and how != "none":
             work.append((how, pairs))
@@ -296,14 +299,19 @@ def validate_dataset(
 
 
 def require_usable_dataset(
-    root: str | os.PathLike[str], splits: Sequence[str], stage: str, say: Callable[[str], None] = print
+    root: str | os.PathLike[str],
+    splits: Sequence[str],
+    stage: str,
+    say: Callable[[str], None] = print,
+    masks: bool = True,
 ) -> ValidationReport:
     """The cheap part of ``luss validate-data`` that every stage runs before it starts: the layout, the
     image/mask pairing, broken symlinks and missing or empty files of ``splits`` (no decoding; a
     listing and one ``stat`` per file, about a second for ImageNet-S50's 64k train images).
-    Raises :class:`DatasetError` listing every error; warnings are only counted."""
+    Raises :class:`DatasetError` listing every error; warnings are only counted. ``masks``: False
+    for stages that read only images (predict, refine: scoring reads the masks and names its own)."""
     report = validate_dataset(
-        root, splits=splits, check_train_images="stat", check_other_images="stat", workers=1, progress=False
+        root, splits, "stat", workers=1, progress=False, check_other_images="stat", masks=masks
     )
     if not report.ok:
         raise DatasetError(

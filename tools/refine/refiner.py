@@ -147,7 +147,8 @@ def refine_split(
     """
     from tools.data.validate import require_usable_dataset
 
-    require_usable_dataset(data.root, [split], f"refine {split}", console.print if console else print)
+    say = console.print if console else print
+    require_usable_dataset(data.root, [split], f"refine {split}", say, masks=False)
     world = world or World(0, 1)
     samples = shard(data.samples(split), world)
     pred_dir, out_dir, mask_dir = (

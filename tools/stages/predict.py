@@ -101,7 +101,7 @@ def run_predict(
     if split not in SPLITS:
         raise LussError(f"unknown split {split!r}; luss predict runs on {' or '.join(SPLITS)}.")
     check_unsupervised(config)
-    require_usable_dataset(data_root, [split], f"predict {split}", say)
+    require_usable_dataset(data_root, [split], f"predict {split}", say, masks=False)
     layout = RunLayout.at(run_dir)
     dataset = ImageNetS(data_root)
     world = world or env_world()
