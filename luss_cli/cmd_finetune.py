@@ -52,10 +52,12 @@ def finetune(preset: str, data: Path, run_dir: Path, resume: bool, overrides: tu
     The log shows the loss and the pixel accuracy against the pseudo-labels. Next: luss predict.
     """
     from tools.config.loader import load_config
+    from tools.run_lock import run_lock
     from tools.stages.finetune import run_finetune
 
     config = load_config(preset, list(overrides))
-    result = run_finetune(config, data, run_dir, resume=resume, say=echo)
+    with run_lock(run_dir, "finetune"):
+        result = run_finetune(config, data, run_dir, resume=resume, say=echo)
     if not result.completed:
         echo(f"finetune stopped at iteration {result.iterations}; rerun with --resume to continue.")
         return

@@ -314,10 +314,17 @@ def require_usable_dataset(
         root, splits, "stat", workers=1, progress=False, check_other_images="stat", masks=masks
     )
     if not report.ok:
+        first = report.errors[0]
+        first = first if first.startswith(str(root)) else f"{Path(root) / first}"
+        more = (
+            f" (and {report.error_count - 1} more, listed below relative to it)"
+            if report.error_count > 1
+            else ""
+        )
         raise DatasetError(
-            f"{stage}: {root} has {report.error_count} problem(s) (listed below; paths relative to it). "
-            f"Fix them, then run `luss validate-data {root}` (decodes every file) before starting again.",
-            problems=report.errors,
+            f"{stage}: {first}{more}. Then run `luss validate-data {root}` (decodes every file) before "
+            "starting again.",
+            problems=report.errors if report.error_count > 1 else [],
         )
     if report.warning_count:
         say(

@@ -384,7 +384,8 @@ def run_cluster(
     from tools.data.validate import require_usable_dataset
     from tools.runtime import status_line
 
-    require_usable_dataset(data_root, ["train", "validation"], STAGE, say)
+    scored = {"kmeans", "labels"} & set(wanted)  # these read validation (k-means accuracy, the t sweep)
+    require_usable_dataset(data_root, ["train", "validation"] if scored else ["train"], STAGE, say)
     world = stage.world
     say(status_line(STAGE, config.pixel_attention.loop.batch_size))
     if world.is_main:

@@ -1,0 +1,109 @@
+"""One command per run folder: a second one stops naming the first; every exit releases the lock; a lock
+left by a killed process (or one whose pid was reused) is taken over."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tools.run_lock import LOCK_NAME, RunInUseError, run_lock
+
+REPO = Path(__file__).resolve().parents[1]
+HOLD = """
+import sys, time
+from tools.run_lock import run_lock
+with run_lock(sys.argv[1], "pretrain"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def _holder(run: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_held_while_the_block_runs_and_released_after(tmp_path):
+    with run_lock(tmp_path, "cluster"):
+        record = json.loads((tmp_path / LOCK_NAME).read_text())
+        assert record["pid"] == os.getpid() and record["command"] == "cluster"
+        with run_lock(tmp_path, "nested"):  # the same process may nest (a command calling a stage)
+            pass
+        assert (tmp_path / LOCK_NAME).is_file()
+    assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_released_when_the_block_raises(tmp_path):
+    with pytest.raises(ZeroDivisionError), run_lock(tmp_path, "finetune"):
+        raise ZeroDivisionError("inside the block")
+    assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_second_command_stops_and_a_killed_holder_leaves_a_stale_lock(tmp_path):
+    holder = _holder(tmp_path)
+    try:
+        with pytest.raises(RunInUseError) as caught, run_lock(tmp_path, "cluster"):
+            pass
+        message = str(caught.value)
+        assert f"pid {holder.pid}" in message and "`luss pretrain`" in message and "another --run" in message
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert (tmp_path / LOCK_NAME).is_file()  # SIGKILL cannot clean up ...
+    with run_lock(tmp_path, "cluster"):  # ... but the next command sees the pid is gone
+        assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()
+
+
+def test_sigterm_releases_the_lock(tmp_path):
+    holder = _holder(tmp_path)
+    holder.send_signal(signal.SIGTERM)
+    holder.wait(timeout=30)
+    assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_a_reused_pid_is_not_the_holder(tmp_path):
+    """The lock's pid now belongs to another process (this one, started at another time): stale."""
+    record = {"pid": os.getpid(), "start_ticks": 1, "host": os.uname().nodename, "command": "pretrain"}
+    (tmp_path / LOCK_NAME).write_text(json.dumps(record))
+    with run_lock(tmp_path, "finetune"):
+        assert json.loads((tmp_path / LOCK_NAME).read_text())["command"] == "finetune"
+
+
+def test_cli_refuses_a_run_in_use(tmp_path):
+    holder = _holder(tmp_path / "run")
+    try:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        start = time.monotonic()
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "luss_cli",
+                "report",
+                "--run",
+                str(tmp_path / "run"),
+                "--data",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert proc.returncode == 2, proc.stderr
+    assert "is in use by `luss pretrain`" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run" / "report.html").exists() and time.monotonic() - start < 60

@@ -1,0 +1,158 @@
+"""One command at a time per run folder: ``RUN/.lock`` names the process that holds the run.
+
+A second ``luss`` command on the same run stops with an error naming the holder instead of writing
+beside it. The lock is released on every exit Python sees (return, error, Ctrl-C, SIGTERM, SIGHUP);
+a lock left by a process that cannot clean up (SIGKILL, a crash, a reboot) is stale and taken over:
+its process id is not running any more, or runs a different process (its start time, from
+``/proc/<pid>/stat``, differs). Under ``mpirun`` only rank 0 holds it (the ranks of one job share the run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tools.errors import LussError
+
+LOCK_NAME = ".lock"
+_FRESH_S = 5.0  # an unreadable lock younger than this may still be being written by its holder
+
+
+class RunInUseError(LussError):
+    """Another live process holds the run folder."""
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields 3.. of ``/proc/<pid>/stat`` (state first), ``None`` where there is no such file."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()  # the name in (...) may hold spaces
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (Linux), ``None`` where unknown."""
+    fields = _proc_stat(pid)
+    return int(fields[19]) if fields else None  # field 22
+
+
+def _alive(pid: int, ticks: int | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    fields = _proc_stat(pid)
+    if fields is None:
+        return True  # not Linux: the pid exists, trust it
+    if fields[0] in ("Z", "X"):
+        return False  # killed, not yet reaped by its parent
+    return ticks is None or int(fields[19]) == ticks  # a reused pid started later
+
+
+def _holder(path: Path) -> dict | None:
+    """The lock's record; ``None`` when it is stale (or vanished). Raises nothing."""
+    try:
+        record = json.loads(path.read_text())
+        pid = int(record["pid"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        with contextlib.suppress(OSError):
+            if time.time() - path.stat().st_mtime < _FRESH_S:
+                return {"pid": "?", "command": "a luss command starting up", "host": socket.gethostname()}
+        return None
+    if record.get("host") != socket.gethostname():
+        return record  # another machine's process: cannot be checked from here
+    return record if _alive(pid, record.get("start_ticks")) else None
+
+
+def _describe(record: dict) -> str:
+    since = record.get("since")
+    when = time.strftime(" since %Y-%m-%d %H:%M:%S UTC", time.gmtime(since)) if since else ""
+    return f"`luss {record.get('command', '?')}` (pid {record.get('pid')} on {record.get('host')}{when})"
+
+
+def _try_create(path: Path, record: dict) -> bool:
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as fh:
+        json.dump(record, fh)
+    return True
+
+
+def acquire(run_dir: Path, command: str) -> Path | None:
+    """Take ``RUN/.lock``; returns its path, or ``None`` when this process holds it already (nested)."""
+    path = run_dir / LOCK_NAME
+    run_dir.mkdir(parents=True, exist_ok=True)
+    me = os.getpid()
+    record = {
+        "pid": me,
+        "start_ticks": _start_ticks(me),
+        "host": socket.gethostname(),
+        "command": command,
+        "since": time.time(),
+    }
+    for _ in range(3):
+        if _try_create(path, record):
+            return path
+        holder = _holder(path)
+        if holder is not None and holder.get("pid") == me and holder.get("host") == record["host"]:
+            return None
+        if holder is not None:
+            raise RunInUseError(
+                f"{run_dir} is in use by {_describe(holder)}: two commands writing one run would mix "
+                f"their files. Wait for it to finish, or use another --run. If that process is gone "
+                f"(a machine that crashed), delete {path}."
+            )
+        # Stale: move it aside under a unique name (atomic, so two takers cannot both delete a new lock).
+        aside = path.with_name(f"{LOCK_NAME}.stale-{me}")
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, aside)
+            aside.unlink()
+    raise RunInUseError(f"{path}: could not take the run lock (another command keeps taking it); retry.")
+
+
+def release(path: Path) -> None:
+    """Remove the lock if it is still this process's."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        if int(json.loads(path.read_text())["pid"]) == os.getpid():
+            path.unlink()
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | os.PathLike[str], command: str, rank: int | None = None) -> Iterator[None]:
+    """Hold ``RUN/.lock`` while the block runs (rank 0 only; ``rank`` defaults to the MPI launcher's);
+    SIGTERM/SIGHUP end it like Ctrl-C."""
+    from tools.engine.distributed import env_world
+
+    if (env_world().rank if rank is None else rank) != 0:
+        yield
+        return
+    path = acquire(Path(run_dir), command)
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError):  # not the main thread: keep the handlers
+            if signal.getsignal(sig) == signal.SIG_DFL:
+                previous[sig] = signal.signal(sig, _raise_interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if path is not None:
+            release(path)
