@@ -17,21 +17,29 @@ from tools.run_lock import LOCK_NAME, RunInUseError, run_lock
 
 REPO = Path(__file__).resolve().parents[1]
 HOLD = """
-import sys, time
+import os, sys, time
 from tools.run_lock import run_lock
 with run_lock(sys.argv[1], "pretrain"):
-    print("held", flush=True)
+    print(os.getpid(), flush=True)
     time.sleep(60)
 """
 
 
-def _holder(run: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True, env=env
-    )
-    assert proc.stdout.readline().strip() == "held"
-    return proc
+class Holder:
+    """A process holding the lock of ``run``, started under ``sh``: Jittor (imported by other tests of
+    the session) ends a process whose direct child dies of SIGKILL, so the test kills a grandchild."""
+
+    def __init__(self, run: Path):
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        cmd = [sys.executable, "-c", HOLD, str(run)]
+        self.shell = subprocess.Popen(
+            ["sh", "-c", '"$@"; exit 0', "sh", *cmd], stdout=subprocess.PIPE, env=env
+        )
+        self.pid = int(self.shell.stdout.readline())
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        os.kill(self.pid, sig)
+        self.shell.wait(timeout=30)  # sh reaps it: no zombie
 
 
 def test_held_while_the_block_runs_and_released_after(tmp_path):
@@ -51,24 +59,22 @@ def test_released_when_the_block_raises(tmp_path):
 
 
 def test_second_command_stops_and_a_killed_holder_leaves_a_stale_lock(tmp_path):
-    holder = _holder(tmp_path)
+    holder = Holder(tmp_path)
     try:
         with pytest.raises(RunInUseError) as caught, run_lock(tmp_path, "cluster"):
             pass
         message = str(caught.value)
         assert f"pid {holder.pid}" in message and "`luss pretrain`" in message and "another --run" in message
     finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
+        holder.kill()
     assert (tmp_path / LOCK_NAME).is_file()  # SIGKILL cannot clean up ...
     with run_lock(tmp_path, "cluster"):  # ... but the next command sees the pid is gone
         assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()
 
 
 def test_sigterm_releases_the_lock(tmp_path):
-    holder = _holder(tmp_path)
-    holder.send_signal(signal.SIGTERM)
-    holder.wait(timeout=30)
+    holder = Holder(tmp_path)
+    holder.kill(signal.SIGTERM)
     assert not (tmp_path / LOCK_NAME).exists()
 
 
@@ -81,7 +87,7 @@ def test_a_reused_pid_is_not_the_holder(tmp_path):
 
 
 def test_cli_refuses_a_run_in_use(tmp_path):
-    holder = _holder(tmp_path / "run")
+    holder = Holder(tmp_path / "run")
     try:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         start = time.monotonic()
@@ -102,8 +108,7 @@ def test_cli_refuses_a_run_in_use(tmp_path):
             timeout=120,
         )
     finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
+        holder.kill()
     assert proc.returncode == 2, proc.stderr
     assert "is in use by `luss pretrain`" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "report.html").exists() and time.monotonic() - start < 60
