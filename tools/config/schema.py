@@ -34,6 +34,9 @@ class LoopConfig:
     checkpoint_freq: int = 5  # a ckp-<epoch>.pkl snapshot every this many epochs (and at the end)
     keep_checkpoints: int = 3  # the newest this many snapshots are kept (0 = all), plus final.pkl
     log_every: int = 10
+    # Damaged images met while training (a file changed under the job) are skipped, each logged with
+    # its path in <stage>/skipped.jsonl, up to this many distinct files; one more stops the stage.
+    max_skipped_images: int = 10
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 

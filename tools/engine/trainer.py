@@ -31,6 +31,7 @@ from tools.engine.metrics_log import MetricsLog
 from tools.engine.optimizer import SGDLarc
 from tools.engine.progress import TrainProgress
 from tools.engine.schedule import lr_schedule
+from tools.engine.skipped_images import SkippedImages
 from tools.engine.state import frozen_state, load_model_state, model_state
 from tools.errors import LussError
 
@@ -119,6 +120,8 @@ def fit(
         epoch, index = _restore(task, optimizer, paths, world, iters_per_epoch, loop, config_dict, say)
         log.truncate_after(epoch * iters_per_epoch + index)
 
+    skipped = SkippedImages(out_dir, world.rank, task.name, loop.max_skipped_images, say)
+    drain = getattr(loader, "drain_skipped", list)
     last: dict[str, float] = {}
     completed = False
     previous_handler = _install_sigterm()
@@ -131,6 +134,7 @@ def fit(
                 epoch_count = 0
                 for batch in loader.iter_from(index):
                     it = epoch * iters_per_epoch + index
+                    skipped.record(drain(), epoch, it)
                     if stop_after_iterations is not None and it >= stop_after_iterations:
                         raise _Interrupted
                     step = StepInfo(epoch, index, it, float(schedule[it]))
