@@ -1,4 +1,4 @@
-"""One command per run folder: a second one stops naming the first; every exit releases the lock; a lock
+"""One command per run folder: a second one stops naming the first; a normal exit releases the lock; a lock
 left by a killed process (or one whose pid was reused) is taken over."""
 
 from __future__ import annotations
@@ -72,10 +72,11 @@ def test_second_command_stops_and_a_killed_holder_leaves_a_stale_lock(tmp_path):
         assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()
 
 
-def test_sigterm_releases_the_lock(tmp_path):
+def test_a_holder_ended_by_sigterm_does_not_block_the_next_command(tmp_path):
     holder = Holder(tmp_path)
     holder.kill(signal.SIGTERM)
-    assert not (tmp_path / LOCK_NAME).exists()
+    with run_lock(tmp_path, "predict"):
+        assert json.loads((tmp_path / LOCK_NAME).read_text())["command"] == "predict"
 
 
 def test_a_reused_pid_is_not_the_holder(tmp_path):

@@ -1,10 +1,12 @@
 """One command at a time per run folder: ``RUN/.lock`` names the process that holds the run.
 
 A second ``luss`` command on the same run stops with an error naming the holder instead of writing
-beside it. The lock is released on every exit Python sees (return, error, Ctrl-C, SIGTERM, SIGHUP);
-a lock left by a process that cannot clean up (SIGKILL, a crash, a reboot) is stale and taken over:
-its process id is not running any more, or runs a different process (its start time, from
-``/proc/<pid>/stat``, differs). Under ``mpirun`` only rank 0 holds it (the ranks of one job share the run).
+beside it. The lock is removed on every exit Python sees (return, error, Ctrl-C; SIGTERM in training,
+which turns it into Ctrl-C). A lock left by a process that could not clean up (SIGKILL, SIGTERM outside
+training, a crash, a reboot) is stale and taken over by the next command: its process id is not
+running any more, or runs a different process (its start time, from ``/proc/<pid>/stat``, differs).
+No signal handler is installed for it: forked worker pools would inherit one. Under ``mpirun`` only
+rank 0 holds it (the ranks of one job share the run).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -130,29 +131,17 @@ def release(path: Path) -> None:
             path.unlink()
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 @contextlib.contextmanager
 def run_lock(run_dir: str | os.PathLike[str], command: str, rank: int | None = None) -> Iterator[None]:
-    """Hold ``RUN/.lock`` while the block runs (rank 0 only; ``rank`` defaults to the MPI launcher's);
-    SIGTERM/SIGHUP end it like Ctrl-C."""
+    """Hold ``RUN/.lock`` while the block runs (rank 0 only; ``rank`` defaults to the MPI launcher's)."""
     from tools.engine.distributed import env_world
 
     if (env_world().rank if rank is None else rank) != 0:
         yield
         return
     path = acquire(Path(run_dir), command)
-    previous = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        with contextlib.suppress(ValueError):  # not the main thread: keep the handlers
-            if signal.getsignal(sig) == signal.SIG_DFL:
-                previous[sig] = signal.signal(sig, _raise_interrupt)
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         if path is not None:
             release(path)

@@ -1,0 +1,387 @@
+"""The fault matrix: SIGKILL every stage at random moments, rerun it, and compare every output file with an
+uninterrupted run of the same seed.
+
+    .venv/bin/python bench/faults.py [--kills 3] [--seed 0] [--stages "pretrain,cluster kmeans"] [--work DIR]
+
+A tiny demo dataset (`luss demo-data` options) and tiny `--set` overrides of the demo preset make each
+stage run in seconds. First the reference: every stage once, uninterrupted, in WORK/run; a copy of the run
+folder is kept after each stage. Then, per stage: the run folder as it was before the stage, the stage's
+command(s) started and killed with SIGKILL (the whole process group: the command and its loader
+workers, as the OOM killer or a lost node would) at a random moment of the reference's duration, again
+``--kills`` times, then run once more to the end. Every file of the run folder is then compared with the
+reference (same path, so even files naming paths compare): PNGs, JSON, text and zips byte for byte
+(a zip member by member), ``.npy``/``.npz`` arrays exactly, checkpoints tensor by tensor (the
+``saved_at`` wall-clock stamp aside). Only ``metrics.jsonl`` (it logs img/s timings and, after a kill,
+the epochs that ran twice) and the wall-clock keys of ``.done``/report JSON are left out. A leftover
+``.tmp`` file or ``.lock`` is a difference. Prints one table; exits 1 when a rerun failed or an output
+differs. Never fails on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import pickle
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = ["--classes", "3", "--train-per-class", "6", "--val-per-class", "2", "--test-per-class", "2"]
+DEMO += ["--size", "48"]
+# Every training stage tiny (seconds), saliency on; the same overrides on every command of a run.
+TINY = [
+    "pretrain.crops.sizes=[32, 16]",
+    "pretrain.crops.counts=[2, 1]",
+    "pretrain.loop.epochs=3",
+    "pretrain.loop.batch_size=6",
+    "pretrain.loop.workers=1",
+    "pretrain.loop.checkpoint_freq=1",
+    "pretrain.loop.log_every=1",
+    "pixel_attention.crops.sizes=[32]",
+    "pixel_attention.loop.epochs=2",
+    "pixel_attention.loop.batch_size=6",
+    "pixel_attention.loop.workers=1",
+    "pixel_attention.loop.checkpoint_freq=1",
+    "pixel_attention.saliency_image_size=32",
+    "cluster.saliency.image_size=64",
+    "cluster.nredo=1",
+    "cluster.short_side=48",
+    "cluster.crop=32",
+    "finetune.crop_size=32",
+    "finetune.loop.epochs=3",
+    "finetune.loop.batch_size=6",
+    "finetune.loop.workers=1",
+    "finetune.loop.checkpoint_freq=1",
+    "predict.short_side=48",
+]
+# JSON keys that hold wall-clock facts, not results.
+CLOCK_KEYS = ("saved_at", "seconds", "img_s", "elapsed", "time_s", "duration")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    commands: tuple[tuple[str, ...], ...]
+
+
+def stages(data: Path, run: Path) -> list[Stage]:
+    luss = (sys.executable, "-m", "luss_cli")
+    sets = tuple(arg for item in TINY for arg in ("--set", item))
+    common = ("--preset", "demo", "--data", str(data), "--run", str(run), *sets)
+
+    def cluster(step: str) -> Stage:
+        return Stage(f"cluster {step}", ((*luss, "cluster", *common, "--step", step, "--resume"),))
+
+    def per_split(command: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+        return tuple((*command, "--split", split) for split in ("validation", "test"))
+
+    refine = (
+        sys.executable,
+        str(REPO / "bench" / "tiny_sam_refine.py"),
+        "--run",
+        str(run),
+        "--data",
+        str(data),
+    )
+    pack = (*luss, "pack", str(run / "refine" / "test"), "--data", str(data))
+    pack += (
+        "--match",
+        str(run / "refine" / "validation" / "match.json"),
+        "--out",
+        str(run / "submission.zip"),
+    )
+    return [
+        Stage("pretrain", ((*luss, "pretrain", *common, "--resume"),)),
+        cluster("saliency"),
+        cluster("attention"),
+        cluster("kmeans"),
+        cluster("labels"),
+        Stage("finetune", ((*luss, "finetune", *common, "--resume"),)),
+        Stage(
+            "predict", per_split((*luss, "predict", "--run", str(run), "--data", str(data), "--workers", "1"))
+        ),
+        Stage("refine (tiny SAM)", per_split(refine)),
+        Stage("pack", (pack,)),
+        Stage("report", ((*luss, "report", "--run", str(run), "--data", str(data), "--workers", "1"),)),
+    ]
+
+
+@dataclass
+class Outcome:
+    stage: str
+    reference_s: float
+    kills: int = 0
+    landed: int = 0  # kills that met a running command (not one that had already ended)
+    reruns_ok: bool = False
+    compared: int = 0
+    identical: int = 0
+    differences: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+def _env() -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, "LUSS_FORCE_CPU": "1", "nvcc_path": "", "log_silent": "1"}
+
+
+def _run(command: tuple[str, ...], log: io.TextIOBase) -> None:
+    log.write(f"$ {' '.join(command)}\n")
+    log.flush()
+    proc = subprocess.run(command, env=_env(), stdout=log, stderr=subprocess.STDOUT, timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"exit {proc.returncode}: {' '.join(command[2:5])} ... (see {log.name})")
+
+
+def _run_killed(commands, delay: float, log: io.TextIOBase) -> bool:
+    """Run ``commands`` in order and SIGKILL the one running ``delay`` seconds in; True if one was."""
+    deadline = time.monotonic() + delay
+    for command in commands:
+        log.write(f"$ {' '.join(command)}  # SIGKILL at +{delay:.1f} s\n")
+        log.flush()
+        proc = subprocess.Popen(
+            command, env=_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            _wait_group_gone(proc.pid)
+            return True
+        if proc.returncode != 0:
+            raise RuntimeError(f"exit {proc.returncode} before the kill: {' '.join(command[2:5])}")
+    return False
+
+
+def _wait_group_gone(pgid: int, timeout_s: float = 10.0) -> None:
+    """Orphaned loader workers of the group die with it (SIGKILL reaches every member)."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def _default_sigchld() -> Iterator[None]:
+    """Jittor, when imported by the caller (the test suite), ends a process whose child dies of a
+    signal (its SIGCHLD handler); the kills here are on purpose."""
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+
+
+# ------------------------------------------------------------------------------------------ compare
+
+
+def _drop_clock(obj):
+    if isinstance(obj, dict):
+        return {k: _drop_clock(v) for k, v in obj.items() if not any(c in k for c in CLOCK_KEYS)}
+    if isinstance(obj, list):
+        return [_drop_clock(v) for v in obj]
+    return obj
+
+
+def _tensors_equal(a, b, where: str, out: list[str]) -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        a, b = _drop_clock(a), _drop_clock(b)
+        if a.keys() != b.keys():
+            out.append(f"{where}: keys differ ({sorted(set(a) ^ set(b))[:3]})")
+            return
+        for key in a:
+            _tensors_equal(a[key], b[key], f"{where}.{key}", out)
+    elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape or not np.array_equal(a, b):
+            diff = (
+                np.abs(a.astype(np.float64) - b.astype(np.float64)).max() if a.shape == b.shape else "shape"
+            )
+            out.append(f"{where}: max |diff| {diff}")
+    elif isinstance(a, list | tuple) and isinstance(b, list | tuple) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _tensors_equal(x, y, f"{where}[{i}]", out)
+    elif a != b:
+        out.append(f"{where}: {a!r} != {b!r}")
+
+
+def _same_file(rel: str, a: Path, b: Path) -> list[str]:
+    """Differences between two versions of one output file (empty when they are the same)."""
+    if a.read_bytes() == b.read_bytes():
+        return []
+    found: list[str] = []
+    if a.suffix == ".pkl":
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            _tensors_equal(pickle.load(fa), pickle.load(fb), rel, found)
+    elif a.suffix == ".json" or a.name == ".done" or a.name.endswith(".done"):
+        if _drop_clock(json.loads(a.read_text())) != _drop_clock(json.loads(b.read_text())):
+            found.append(f"{rel}: JSON differs")
+    elif a.suffix in (".npy", ".npz"):
+        xa, xb = np.load(a), np.load(b)
+        pairs = [(xa, xb)] if a.suffix == ".npy" else [(xa[k], xb[k]) for k in xa.files]
+        if a.suffix == ".npz" and xa.files != xb.files or not all(np.array_equal(p, q) for p, q in pairs):
+            found.append(f"{rel}: arrays differ")
+    elif a.suffix == ".zip":
+        with zipfile.ZipFile(a) as za, zipfile.ZipFile(b) as zb:
+            names = za.namelist()
+            if names != zb.namelist() or any(za.read(n) != zb.read(n) for n in names):
+                found.append(f"{rel}: zip members differ")
+    else:
+        found.append(f"{rel}: bytes differ")
+    return found
+
+
+def _ignored(rel: str) -> bool:
+    return Path(rel).name == "metrics.jsonl"
+
+
+def compare_runs(reference: Path, trial: Path) -> tuple[int, int, list[str]]:
+    """(files compared, identical, differences) between two run folders."""
+    ref = {str(p.relative_to(reference)) for p in reference.rglob("*") if p.is_file()}
+    got = {str(p.relative_to(trial)) for p in trial.rglob("*") if p.is_file()}
+    differences = [f"{rel}: missing" for rel in sorted(ref - got)]
+    differences += [f"{rel}: extra file" for rel in sorted(got - ref)]
+    compared = identical = 0
+    for rel in sorted(ref & got):
+        if _ignored(rel):
+            continue
+        compared += 1
+        found = _same_file(rel, reference / rel, trial / rel)
+        identical += not found
+        differences += found
+    return compared, identical, differences
+
+
+# ----------------------------------------------------------------------------------------- matrix
+
+
+def reference_run(data: Path, run: Path, snapshots: Path, plan: list[Stage], log) -> dict[str, float]:
+    """Every stage once; ``snapshots/<i>`` is the run folder after stage ``i`` (``0``: before any)."""
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir(parents=True)
+    shutil.copytree(run, snapshots / "0")
+    durations = {}
+    for i, stage in enumerate(plan, start=1):
+        start = time.monotonic()
+        for command in stage.commands:
+            _run(command, log)
+        durations[stage.name] = time.monotonic() - start
+        shutil.copytree(run, snapshots / str(i))
+    return durations
+
+
+def fault_trial(
+    stage: Stage, index: int, run: Path, snapshots: Path, kills: int, rng, duration, log
+) -> Outcome:
+    outcome = Outcome(stage.name, duration)
+    shutil.rmtree(run, ignore_errors=True)
+    shutil.copytree(snapshots / str(index - 1), run)
+    try:
+        for _ in range(kills):
+            outcome.kills += 1
+            outcome.landed += _run_killed(stage.commands, rng.uniform(0.15, 0.95) * duration, log)
+        for command in stage.commands:
+            _run(command, log)
+        outcome.reruns_ok = True
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        outcome.error = str(exc)
+        return outcome
+    outcome.compared, outcome.identical, outcome.differences = compare_runs(snapshots / str(index), run)
+    return outcome
+
+
+def run_matrix(
+    work: Path, kills: int = 3, seed: int = 0, only: list[str] | None = None, say: Callable = print
+) -> list[Outcome]:
+    """The whole matrix in ``work`` (data, run, snapshots, logs); ``only`` names the stages to fault
+    (the reference always runs every stage up to the last one named)."""
+    data, run, snapshots = work / "data", work / "run", work / "after"
+    shutil.rmtree(snapshots, ignore_errors=True)
+    plan = stages(data, run)
+    names = [s.name for s in plan]
+    chosen = names if not only else [n for n in names if n in only]
+    unknown = sorted(set(only or []) - set(names))
+    if unknown:
+        raise SystemExit(f"unknown stage(s) {unknown}; choose from {names}")
+    plan = plan[: names.index(chosen[-1]) + 1]
+    rng = random.Random(seed)
+    with _default_sigchld(), open(work / "faults.log", "w") as log:
+        if not (data / ".complete").is_file():
+            _run((sys.executable, "-m", "luss_cli", "demo-data", str(data), "--overwrite", *DEMO), log)
+        say(f"faults: reference run of {len(plan)} stages (log: {log.name})")
+        durations = reference_run(data, run, snapshots, plan, log)
+        outcomes = []
+        for index, stage in enumerate(plan, start=1):
+            if stage.name not in chosen:
+                continue
+            say(f"faults: {stage.name}: {kills} kill(s) within its {durations[stage.name]:.1f} s")
+            outcome = fault_trial(stage, index, run, snapshots, kills, rng, durations[stage.name], log)
+            outcomes.append(outcome)
+    return outcomes
+
+
+def print_table(outcomes: list[Outcome]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Fault matrix: SIGKILL at random moments, rerun, compare with an uninterrupted run")
+    for column in ("stage", "ref s", "kills", "landed", "rerun ok", "files", "identical", "differing"):
+        table.add_column(column, justify="left" if column in ("stage", "differing") else "right")
+    for o in outcomes:
+        differing = o.error or ("; ".join(o.differences[:3]) + (" ..." if len(o.differences) > 3 else ""))
+        table.add_row(
+            o.stage,
+            f"{o.reference_s:.1f}",
+            str(o.kills),
+            str(o.landed),
+            "yes" if o.reruns_ok else "NO",
+            str(o.compared),
+            str(o.identical),
+            differing or "-",
+        )
+    Console(width=160).print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=3, help="SIGKILLs per stage before the final rerun")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
+    parser.add_argument("--stages", default="", help="comma-separated stage names (default: all)")
+    parser.add_argument("--work", type=Path, default=None, help="work folder (default: a temporary one)")
+    args = parser.parse_args()
+    only = [s.strip() for s in args.stages.split(",") if s.strip()] or None
+    with contextlib.ExitStack() as stack:
+        work = args.work or Path(stack.enter_context(_tempdir()))
+        work.mkdir(parents=True, exist_ok=True)
+        outcomes = run_matrix(work, args.kills, args.seed, only)
+        print_table(outcomes)
+    sys.exit(0 if all(o.reruns_ok and not o.differences for o in outcomes) else 1)
+
+
+@contextlib.contextmanager
+def _tempdir() -> Iterator[str]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="luss-faults-") as tmp:
+        yield tmp
+
+
+if __name__ == "__main__":
+    main()
