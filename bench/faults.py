@@ -22,21 +22,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
-import pickle
 import random
 import shutil
 import signal
 import subprocess
 import sys
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+from tools.run_compare import compare_runs
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = ["--classes", "3", "--train-per-class", "6", "--val-per-class", "2", "--test-per-class", "2"]
@@ -67,8 +64,6 @@ TINY = [
     "finetune.loop.checkpoint_freq=1",
     "predict.short_side=48",
 ]
-# JSON keys that hold wall-clock facts, not results.
-CLOCK_KEYS = ("saved_at", "seconds", "img_s", "elapsed", "time_s", "duration")
 
 
 @dataclass(frozen=True)
@@ -189,86 +184,6 @@ def _default_sigchld() -> Iterator[None]:
         signal.signal(signal.SIGCHLD, previous)
 
 
-# ------------------------------------------------------------------------------------------ compare
-
-
-def _drop_clock(obj):
-    if isinstance(obj, dict):
-        return {k: _drop_clock(v) for k, v in obj.items() if not any(c in k for c in CLOCK_KEYS)}
-    if isinstance(obj, list):
-        return [_drop_clock(v) for v in obj]
-    return obj
-
-
-def _tensors_equal(a, b, where: str, out: list[str]) -> None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        a, b = _drop_clock(a), _drop_clock(b)
-        if a.keys() != b.keys():
-            out.append(f"{where}: keys differ ({sorted(set(a) ^ set(b))[:3]})")
-            return
-        for key in a:
-            _tensors_equal(a[key], b[key], f"{where}.{key}", out)
-    elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        a, b = np.asarray(a), np.asarray(b)
-        if a.shape != b.shape or not np.array_equal(a, b):
-            diff = (
-                np.abs(a.astype(np.float64) - b.astype(np.float64)).max() if a.shape == b.shape else "shape"
-            )
-            out.append(f"{where}: max |diff| {diff}")
-    elif isinstance(a, list | tuple) and isinstance(b, list | tuple) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _tensors_equal(x, y, f"{where}[{i}]", out)
-    elif a != b:
-        out.append(f"{where}: {a!r} != {b!r}")
-
-
-def _same_file(rel: str, a: Path, b: Path) -> list[str]:
-    """Differences between two versions of one output file (empty when they are the same)."""
-    if a.read_bytes() == b.read_bytes():
-        return []
-    found: list[str] = []
-    if a.suffix == ".pkl":
-        with open(a, "rb") as fa, open(b, "rb") as fb:
-            _tensors_equal(pickle.load(fa), pickle.load(fb), rel, found)
-    elif a.suffix == ".json" or a.name == ".done" or a.name.endswith(".done"):
-        if _drop_clock(json.loads(a.read_text())) != _drop_clock(json.loads(b.read_text())):
-            found.append(f"{rel}: JSON differs")
-    elif a.suffix in (".npy", ".npz"):
-        xa, xb = np.load(a), np.load(b)
-        pairs = [(xa, xb)] if a.suffix == ".npy" else [(xa[k], xb[k]) for k in xa.files]
-        if a.suffix == ".npz" and xa.files != xb.files or not all(np.array_equal(p, q) for p, q in pairs):
-            found.append(f"{rel}: arrays differ")
-    elif a.suffix == ".zip":
-        with zipfile.ZipFile(a) as za, zipfile.ZipFile(b) as zb:
-            names = za.namelist()
-            if names != zb.namelist() or any(za.read(n) != zb.read(n) for n in names):
-                found.append(f"{rel}: zip members differ")
-    else:
-        found.append(f"{rel}: bytes differ")
-    return found
-
-
-def _ignored(rel: str) -> bool:
-    return Path(rel).name == "metrics.jsonl"
-
-
-def compare_runs(reference: Path, trial: Path) -> tuple[int, int, list[str]]:
-    """(files compared, identical, differences) between two run folders."""
-    ref = {str(p.relative_to(reference)) for p in reference.rglob("*") if p.is_file()}
-    got = {str(p.relative_to(trial)) for p in trial.rglob("*") if p.is_file()}
-    differences = [f"{rel}: missing" for rel in sorted(ref - got)]
-    differences += [f"{rel}: extra file" for rel in sorted(got - ref)]
-    compared = identical = 0
-    for rel in sorted(ref & got):
-        if _ignored(rel):
-            continue
-        compared += 1
-        found = _same_file(rel, reference / rel, trial / rel)
-        identical += not found
-        differences += found
-    return compared, identical, differences
-
-
 # ----------------------------------------------------------------------------------------- matrix
 
 
@@ -288,7 +203,7 @@ def reference_run(data: Path, run: Path, snapshots: Path, plan: list[Stage], log
 
 
 def fault_trial(
-    stage: Stage, index: int, run: Path, snapshots: Path, kills: int, rng, duration, log
+    stage: Stage, index: int, run: Path, snapshots: Path, kills: int, moment, duration, log
 ) -> Outcome:
     outcome = Outcome(stage.name, duration)
     shutil.rmtree(run, ignore_errors=True)
@@ -296,7 +211,7 @@ def fault_trial(
     try:
         for _ in range(kills):
             outcome.kills += 1
-            outcome.landed += _run_killed(stage.commands, rng.uniform(0.15, 0.95) * duration, log)
+            outcome.landed += _run_killed(stage.commands, moment() * duration, log)
         for command in stage.commands:
             _run(command, log)
         outcome.reruns_ok = True
@@ -308,10 +223,16 @@ def fault_trial(
 
 
 def run_matrix(
-    work: Path, kills: int = 3, seed: int = 0, only: list[str] | None = None, say: Callable = print
+    work: Path,
+    kills: int = 3,
+    seed: int = 0,
+    only: list[str] | None = None,
+    say: Callable = print,
+    window: tuple[float, float] = (0.15, 0.95),
 ) -> list[Outcome]:
     """The whole matrix in ``work`` (data, run, snapshots, logs); ``only`` names the stages to fault
-    (the reference always runs every stage up to the last one named)."""
+    (the reference always runs every stage up to the last one named). Each kill falls at a uniformly
+    random fraction in ``window`` of the stage's reference duration."""
     data, run, snapshots = work / "data", work / "run", work / "after"
     shutil.rmtree(snapshots, ignore_errors=True)
     plan = stages(data, run)
@@ -332,7 +253,8 @@ def run_matrix(
             if stage.name not in chosen:
                 continue
             say(f"faults: {stage.name}: {kills} kill(s) within its {durations[stage.name]:.1f} s")
-            outcome = fault_trial(stage, index, run, snapshots, kills, rng, durations[stage.name], log)
+            moment = lambda: rng.uniform(*window)  # noqa: E731
+            outcome = fault_trial(stage, index, run, snapshots, kills, moment, durations[stage.name], log)
             outcomes.append(outcome)
     return outcomes
 
