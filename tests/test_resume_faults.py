@@ -22,7 +22,18 @@ jt = pytest.importorskip("jittor")
 from test_engine import TinyTask, _loop  # noqa: E402
 
 from tools.engine.state import model_state  # noqa: E402
-from tools.engine.trainer import fit  # noqa: E402
+from tools.engine.trainer import fit, seed_everything  # noqa: E402
+
+
+def _task() -> TinyTask:
+    """A TinyTask whose initial weights do not depend on the tests that ran before."""
+    import gc
+
+    gc.collect()  # the model of a fit that raised may still hold Jittor state
+    jt.gc()
+    seed_everything(0)
+    return TinyTask()
+
 
 LOOP = dataclasses.replace(_loop(), checkpoint_freq=1)  # 3 epochs of 6 iterations, a snapshot each epoch
 SETUP = {"model": {"arch": "resnet18"}}
@@ -30,13 +41,13 @@ SETUP = {"model": {"arch": "resnet18"}}
 
 def _killed_run(out: Path, at: int = 8) -> Path:
     """A run stopped at iteration ``at`` (mid epoch 1): latest.pkl there, ckp-0001.pkl at the epoch start."""
-    assert not fit(TinyTask(), LOOP, out, config_dict=SETUP, stop_after_iterations=at).completed
+    assert not fit(_task(), LOOP, out, config_dict=SETUP, stop_after_iterations=at).completed
     return out / "checkpoints"
 
 
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory):
-    task = TinyTask()
+    task = _task()
     fit(task, LOOP, tmp_path_factory.mktemp("straight"), config_dict=SETUP)
     return model_state(task.model)
 
@@ -70,7 +81,7 @@ def test_resume_falls_back_to_the_newest_snapshot_that_loads(tmp_path, straight)
     folder = _killed_run(tmp_path)
     _truncate(folder / "latest.pkl")
     said: list[str] = []
-    task = TinyTask()
+    task = _task()
     assert fit(task, LOOP, tmp_path, resume=True, config_dict=SETUP, say=said.append).completed
     assert any("resuming from" in s and "ckp-0001.pkl" in s and "latest.pkl" in s for s in said), said
     assert task.steps_seen == 18  # epoch 1 retrained from its start: every step once, as a straight run
@@ -82,7 +93,7 @@ def test_resume_with_nothing_loadable_names_every_file(tmp_path):
     for path in (folder / "latest.pkl", folder / "ckp-0001.pkl"):
         _truncate(path)
     with pytest.raises(LussError, match="no checkpoint to resume") as caught:
-        fit(TinyTask(), LOOP, tmp_path, resume=True, config_dict=SETUP)
+        fit(_task(), LOOP, tmp_path, resume=True, config_dict=SETUP)
     assert "latest.pkl" in str(caught.value) and "ckp-0001.pkl" in str(caught.value)
 
 
@@ -106,13 +117,13 @@ def test_disk_full_while_checkpointing_keeps_the_previous_one(tmp_path, monkeypa
 
     _disk_fills_after(monkeypatch, checkpoint.pickle, "dump")
     with pytest.raises(DiskFullError) as caught:
-        fit(TinyTask(), LOOP, tmp_path, resume=True, config_dict=SETUP)
+        fit(_task(), LOOP, tmp_path, resume=True, config_dict=SETUP)
     message = str(caught.value)
     assert str(folder / "latest.pkl") in message and "intact" in message and "free space" in message
     assert (folder / "latest.pkl").read_bytes() == before
     assert sorted(p.name for p in folder.iterdir()) == ["ckp-0001.pkl", "latest.pkl"]  # no temporary left
     monkeypatch.undo()
-    task = TinyTask()
+    task = _task()
     assert fit(task, LOOP, tmp_path, resume=True, config_dict=SETUP).completed
     _assert_same(model_state(task.model), straight)
 
@@ -131,14 +142,14 @@ def test_disk_full_while_writing_a_png_keeps_the_previous_one(tmp_path, monkeypa
 def test_resume_with_another_batch_size_is_an_error(tmp_path):
     _killed_run(tmp_path)
     with pytest.raises(LussError, match=r"global batch 4 .*--set tiny\.loop\.batch_size=4"):
-        fit(TinyTask(), dataclasses.replace(LOOP, batch_size=8), tmp_path, resume=True, config_dict=SETUP)
+        fit(_task(), dataclasses.replace(LOOP, batch_size=8), tmp_path, resume=True, config_dict=SETUP)
 
 
 def test_resume_with_another_arch_is_an_error(tmp_path):
     _killed_run(tmp_path)
     other = {"model": {"arch": "resnet50"}}
     with pytest.raises(LussError, match=r"resnet18 network, this run builds resnet50.*model\.arch=resnet18"):
-        fit(TinyTask(), LOOP, tmp_path, resume=True, config_dict=other)
+        fit(_task(), LOOP, tmp_path, resume=True, config_dict=other)
 
 
 def test_resume_with_another_world_size_is_an_error(tmp_path):
@@ -148,4 +159,4 @@ def test_resume_with_another_world_size_is_an_error(tmp_path):
         payload.pop("format_version")
         save_checkpoint(path, {**payload, "world_size": 2})
     with pytest.raises(LussError, match="written by 2 ranks, this run has 1.*mpirun -np 2"):
-        fit(TinyTask(), LOOP, tmp_path, resume=True, config_dict=SETUP)
+        fit(_task(), LOOP, tmp_path, resume=True, config_dict=SETUP)

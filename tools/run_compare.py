@@ -3,7 +3,8 @@ killed-and-rerun stage against an uninterrupted run of the same seed.
 
 PNGs, JSON, text and zips must match byte for byte (a zip member by member), ``.npy``/``.npz`` arrays
 exactly, checkpoints tensor by tensor; only wall-clock facts are left out: the ``saved_at`` stamp of a
-checkpoint, timing keys of JSON files and ``metrics.jsonl`` (img/s, and after a kill the epochs that ran
+checkpoint, timing keys and the ``written`` count of a step's marker in JSON files, and ``metrics.jsonl``
+(img/s, and after a kill the epochs that ran
 twice). A file on one side only (a leftover ``.tmp`` or ``.lock``, a missing output) is a difference.
 """
 
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-# JSON keys that hold wall-clock facts, not results.
-CLOCK_KEYS = ("saved_at", "seconds", "img_s", "elapsed", "time_s", "duration")
+# JSON keys that hold wall-clock facts, not results; and "written", how many files the last command of a
+# step wrote (a rerun after a kill writes only the rest; the files themselves are compared).
+CLOCK_KEYS = ("saved_at", "seconds", "img_s", "elapsed", "time_s", "duration", "written")
 
 
 def _drop_clock(obj):

@@ -120,6 +120,9 @@ def fit(
         epoch, index = _restore(task, optimizer, paths, world, iters_per_epoch, loop, config_dict, say)
         log.truncate_after(epoch * iters_per_epoch + index)
 
+    def save(epoch: int, index: int, target: Path | None = None) -> None:
+        _save(task, optimizer, paths, world, epoch, index, loop, iters_per_epoch, config_dict, frozen, target)
+
     skipped = SkippedImages(out_dir, world.rank, task.name, loop.max_skipped_images, say)
     drain = getattr(loader, "drain_skipped", list)
     last: dict[str, float] = {}
@@ -153,28 +156,15 @@ def fit(
                 epoch, index = epoch + 1, 0
                 summary = {f"epoch_{k}": v / max(epoch_count, 1) for k, v in epoch_sums.items()}
                 log.write({"iteration": epoch * iters_per_epoch - 1, "epoch_end": epoch - 1, **summary})
-                _save(task, optimizer, paths, world, epoch, 0, loop, iters_per_epoch, config_dict, frozen)
+                save(epoch, 0)
                 if epoch % loop.checkpoint_freq == 0 or epoch == loop.epochs:
-                    snapshot = paths.snapshot(epoch)
-                    _save(
-                        task,
-                        optimizer,
-                        paths,
-                        world,
-                        epoch,
-                        0,
-                        loop,
-                        iters_per_epoch,
-                        config_dict,
-                        frozen,
-                        snapshot,
-                    )
+                    save(epoch, 0, paths.snapshot(epoch))  # resumable: --resume falls back to it
                     if world.is_main:
                         paths.prune_snapshots(loop.keep_checkpoints)
         _save_final(task, paths.final, world, epoch, config_dict, frozen)
         completed = True
     except (_Interrupted, KeyboardInterrupt) as exc:
-        _save(task, optimizer, paths, world, epoch, index, loop, iters_per_epoch, config_dict, frozen)
+        save(epoch, index)
         if isinstance(exc, KeyboardInterrupt):
             raise
     finally:
