@@ -5,6 +5,7 @@ runs every stage with 3 kills each)."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ FAULTS = Path(__file__).resolve().parents[1] / "bench" / "faults.py"
 def _faults():
     spec = importlib.util.spec_from_file_location("faults", FAULTS)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
