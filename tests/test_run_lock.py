@@ -113,3 +113,17 @@ def test_cli_refuses_a_run_in_use(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "is in use by `luss pretrain`" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "report.html").exists() and time.monotonic() - start < 60
+
+
+def test_taking_the_lock_removes_what_a_killed_writer_left(tmp_path):
+    """A SIGKILL during an atomic write leaves ``.<name>.*.tmp``; the next command's lock sweeps it, and
+    keeps a temporary younger than itself (another rank of its job may be writing it)."""
+    stale = tmp_path / "finetune" / "checkpoints" / ".final.pkl.abc.pkl.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    fresh = tmp_path / "predict" / ".x.png.def.png.tmp"
+    fresh.parent.mkdir()
+    fresh.write_bytes(b"being written")
+    with run_lock(tmp_path, "finetune"):
+        assert not stale.exists() and fresh.exists()

@@ -5,6 +5,7 @@ beside it. The lock is removed on every exit Python sees (return, error, Ctrl-C;
 which turns it into Ctrl-C). A lock left by a process that could not clean up (SIGKILL, SIGTERM outside
 training, a crash, a reboot) is stale and taken over by the next command: its process id is not
 running any more, or runs a different process (its start time, from ``/proc/<pid>/stat``, differs).
+Taking the lock also removes the temporary files of atomic writes that a killed command left behind.
 No signal handler is installed for it: forked worker pools would inherit one. Under ``mpirun`` only
 rank 0 holds it (the ranks of one job share the run).
 """
@@ -36,6 +37,27 @@ def _proc_stat(pid: int) -> list[str] | None:
     except OSError:
         return None
     return stat.rsplit(")", 1)[1].split()  # the name in (...) may hold spaces
+
+
+def _started_at(pid: int) -> float:
+    """When the process started (seconds since the epoch; Linux), else now."""
+    ticks = _start_ticks(pid)
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+        boot = next(float(line.split()[1]) for line in lines if line.startswith("btime"))
+    except (OSError, StopIteration, ValueError):
+        return time.time()
+    return time.time() if ticks is None else boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def remove_stale_temporaries(run_dir: Path, before: float) -> list[Path]:
+    """Delete the ``.<name>.*.tmp`` files of atomic writes (``tools.atomic_io``) that a killed command
+    left in ``run_dir``, older than ``before``: the lock holder's start, so nothing of a live rank."""
+    stale = [p for p in run_dir.rglob(".*.tmp") if p.is_file() and p.stat().st_mtime < before]
+    for path in stale:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return stale
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -140,6 +162,9 @@ def run_lock(run_dir: str | os.PathLike[str], command: str, rank: int | None = N
         yield
         return
     path = acquire(Path(run_dir), command)
+    if path is not None:  # the run is ours alone now: what a killed writer left behind is stale
+        # Another rank of this job needs seconds of imports before it writes anything.
+        remove_stale_temporaries(Path(run_dir), _started_at(os.getpid()))
     try:
         yield
     finally:

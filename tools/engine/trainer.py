@@ -156,13 +156,16 @@ def fit(
                 epoch, index = epoch + 1, 0
                 summary = {f"epoch_{k}": v / max(epoch_count, 1) for k, v in epoch_sums.items()}
                 log.write({"iteration": epoch * iters_per_epoch - 1, "epoch_end": epoch - 1, **summary})
-                save(epoch, 0)
+                # The snapshot before latest.pkl: a kill between the two then redoes the epoch and writes
+                # the snapshot again, where the other order would leave the run without it.
                 if epoch % loop.checkpoint_freq == 0 or epoch == loop.epochs:
                     save(epoch, 0, paths.snapshot(epoch))  # resumable: --resume falls back to it
                     if world.is_main:
                         paths.prune_snapshots(loop.keep_checkpoints)
+                save(epoch, 0)
         _save_final(task, paths.final, world, epoch, config_dict, frozen)
         completed = True
+        last = last or log.last_step_metrics()  # a rerun after the last epoch trained nothing more
     except (_Interrupted, KeyboardInterrupt) as exc:
         save(epoch, index)
         if isinstance(exc, KeyboardInterrupt):
