@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from tools.engine.metrics_log import read_metrics
 from tools.errors import DatasetError
 
 
@@ -17,14 +18,7 @@ def skipped_log_path(out_dir: Path, rank: int) -> Path:
 
 def read_skipped(out_dir: Path) -> list[dict]:
     """Every record of every rank's log (a line cut by a kill is left out)."""
-    records = []
-    for path in sorted(out_dir.glob("skipped*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return records
+    return [r for path in sorted(out_dir.glob("skipped*.jsonl")) for r in read_metrics(path)]
 
 
 class SkippedImages:
