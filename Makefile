@@ -16,7 +16,7 @@ RUN ?= runs/$(PRESET)
 DEMO_DATA ?= data/demo
 DATA_DIR := $(if $(DATA),$(DATA),$(DEMO_DATA))
 
-.PHONY: help install test lint format submission train predict refine pack score report demo-data prepare bench bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline bench-prepare rehearsal gpu-check gpu-wheels clean
+.PHONY: help install test lint format submission train predict refine pack score report demo-data prepare bench bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline bench-prepare bench-validate bench-faults rehearsal gpu-check gpu-wheels clean
 
 help:
 	@echo "make install      build .venv with pinned dependencies"
@@ -94,7 +94,7 @@ score: install
 report: install
 	$(LUSS) report --run $(RUN) --data $(DATA_DIR)
 
-bench: bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline bench-prepare
+bench: bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline bench-prepare bench-validate
 
 bench-score: install
 	$(PYTHON) bench/bench_score.py
@@ -113,6 +113,12 @@ bench-refine: install
 
 bench-predict: install
 	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_predict.py
+
+bench-validate: install  # validate-data's full decode, files/s by worker count (SIZE=400: ImageNet-like)
+	$(PYTHON) bench/bench_validate.py $(if $(SIZE),--size $(SIZE))
+
+bench-faults: install  # SIGKILL every stage at random moments (KILLS=3 each), rerun, compare with an uninterrupted run
+	env LUSS_FORCE_CPU=1 $(PYTHON) bench/faults.py --kills $(or $(KILLS),3)
 
 bench-pipeline: install  # SEEDS=1,2,3: the whole ladder once per seed, then mean and spread
 	env LUSS_FORCE_CPU=1 $(PYTHON) bench/bench_pipeline.py --fresh $(if $(SEEDS),--seeds $(SEEDS))

@@ -75,13 +75,15 @@ def cluster(
         --dino-checkpoint dino_deitsmall16_pretrain.pth
     """
     from tools.config.loader import load_config
+    from tools.run_lock import run_lock
     from tools.stages.cluster import run_cluster
 
     config = load_config(preset, overrides)
     if dino_checkpoint is not None:
         config.cluster.saliency.features = "dino"
         config.cluster.saliency.dino_checkpoint = str(dino_checkpoint)
-    report = run_cluster(config, data, run_dir, steps=steps or None, resume=resume, say=echo_err)
+    with run_lock(run_dir, "cluster"):
+        report = run_cluster(config, data, run_dir, steps=steps or None, resume=resume, say=echo_err)
     if "cluster_accuracy" in report:
         echo(
             f"cluster: NMI {report['nmi']:.4f}, cluster accuracy {report['cluster_accuracy']:.4f}"

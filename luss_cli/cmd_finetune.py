@@ -77,11 +77,13 @@ def finetune(
     predictions are class ids (match.json is the identity) and `luss pack --protocol semi` packs them.
     """
     from tools.config.loader import load_config
+    from tools.run_lock import run_lock
     from tools.stages.finetune import run_finetune
 
     label_override = [f"finetune.labels={labels}"] if labels else []
     config = load_config(preset, [*overrides, *label_override])
-    result = run_finetune(config, data, run_dir, resume=resume, say=echo, pretrain_run=pretrain_from)
+    with run_lock(run_dir, "finetune"):
+        result = run_finetune(config, data, run_dir, resume=resume, say=echo, pretrain_run=pretrain_from)
     if not result.completed:
         echo(f"finetune stopped at iteration {result.iterations}; rerun with --resume to continue.")
         return

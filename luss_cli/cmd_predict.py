@@ -96,6 +96,7 @@ def predict(
     from tools.config.loader import load_config
     from tools.evaluation import print_score_table
     from tools.run_layout import RunLayout
+    from tools.run_lock import run_lock
     from tools.stages.predict import run_predict
 
     layout = RunLayout.at(run_dir)
@@ -103,9 +104,10 @@ def predict(
     config = load_config(base, list(overrides)).predict
     changes = {"short_side": short_side, "max_res": max_res, "flip_tta": flip_tta}
     config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
-    outcome = run_predict(
-        config, data, run_dir, split, overwrite=overwrite, score=not no_score, workers=workers, say=echo
-    )
+    with run_lock(run_dir, f"predict --split {split}"):
+        outcome = run_predict(
+            config, data, run_dir, split, overwrite=overwrite, score=not no_score, workers=workers, say=echo
+        )
     if outcome.score is not None:
         print_score_table(outcome.score, console=Console())
         echo(f"Wrote {outcome.match_file}")

@@ -57,6 +57,7 @@ def pretrain(
       luss pretrain --preset demo --data data/demo --run runs/demo
     """
     from tools.config.loader import load_config
+    from tools.run_lock import run_lock
     from tools.stages.pretrain import run_pretrain
 
     config = load_config(preset, overrides)
@@ -67,7 +68,8 @@ def pretrain(
         f"pretrain: preset {config.preset}, {config.model.arch}, {loop.epochs} epochs, "
         f"global batch {loop.batch_size}, run {run_dir}"
     )
-    result = run_pretrain(config, data, run_dir, resume=resume, say=echo_err)
+    with run_lock(run_dir, "pretrain"):
+        result = run_pretrain(config, data, run_dir, resume=resume, say=echo_err)
     if not result.completed:
         echo_err(f"pretrain: stopped at iteration {result.iterations}; rerun with --resume.")
         return

@@ -159,6 +159,7 @@ def refine(
     from tools.refine.refiner import RefineOptions, refine_split, score_refined_split
     from tools.refine.sam_model import build_sam, make_mask_source, select_device
     from tools.run_layout import RunLayout
+    from tools.run_lock import run_lock
     from tools.runtime import format_status
 
     config = build_generator_config(generator_values, point_grids)
@@ -179,20 +180,22 @@ def refine(
     options = RefineOptions(mode, background_policy, revote=revote, recompute_masks=recompute_masks)
     if world.is_main:
         console.print(format_status(f"refine {split}", select_device(device), world, "1 image"))
-    summary = refine_split(
-        dataset, split, layout, options, mask_source_factory, fingerprint, params, world, console=console
-    )
-    if world.is_main:
-        rates = f"vote {summary.vote_ms_per_image:.1f} ms/img"
-        if summary.generated:
-            rates += f", SAM {summary.sam_seconds_per_image:.2f} s/img"
-        console.print(
-            f"refine {split}: {summary.voted} voted ({summary.generated} SAM runs, {summary.cache_hits} from "
-            f"cache), {summary.skipped} up to date; {rates} (rank 0's shard) -> {layout.refine_dir(split)}"
+    with run_lock(run_dir, f"refine --split {split}", rank=world.rank):
+        summary = refine_split(
+            dataset, split, layout, options, mask_source_factory, fingerprint, params, world, console=console
         )
-    if split != "validation" or no_score:
-        return
-    scored = score_refined_split(dataset, split, layout, world, workers, console)
+        if world.is_main:
+            rates = f"vote {summary.vote_ms_per_image:.1f} ms/img"
+            if summary.generated:
+                rates += f", SAM {summary.sam_seconds_per_image:.2f} s/img"
+            console.print(
+                f"refine {split}: {summary.voted} voted ({summary.generated} SAM runs, {summary.cache_hits} "
+                f"from cache), {summary.skipped} up to date; {rates} (rank 0's shard) -> "
+                f"{layout.refine_dir(split)}"
+            )
+        if split != "validation" or no_score:
+            return
+        scored = score_refined_split(dataset, split, layout, world, workers, console)
     if scored.score is not None:
         from tools.evaluation import print_score_table
 

@@ -40,6 +40,8 @@ def report(run_dir: Path, data: Path, workers: int) -> None:
     luss report --run runs/demo --data data/demo
     """
     from tools.report import write_run_report
+    from tools.run_lock import run_lock
 
-    path = write_run_report(run_dir, data, workers=workers)
+    with run_lock(run_dir, "report"):
+        path = write_run_report(run_dir, data, workers=workers)
     click.echo(f"Wrote {path}")

@@ -20,6 +20,15 @@ def test_two_ranks_keep_identical_parameters_and_only_rank0_writes(tmp_path):
     assert set(digests) == {"0", "1"}
     assert digests["0"] == digests["1"]
     files = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
-    # rank 0 owns model/optimiser checkpoints; rank 1 only keeps its own task state (e.g. its queue)
-    assert files == ["ckp-0001.pkl", "ckp-0002.pkl", "final.pkl", "latest-rank1.pkl", "latest.pkl"]
+    # rank 0 owns model/optimiser checkpoints; rank 1 only keeps its own task state (e.g. its queue),
+    # beside latest.pkl and each snapshot (a resume may fall back to one)
+    assert files == [
+        "ckp-0001-rank1.pkl",
+        "ckp-0001.pkl",
+        "ckp-0002-rank1.pkl",
+        "ckp-0002.pkl",
+        "final.pkl",
+        "latest-rank1.pkl",
+        "latest.pkl",
+    ]
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -10,13 +11,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tools.errors import LussError
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(LussError):
+    """The disk (or quota) filled up while a file was written; the file's previous version is intact."""
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to `target`; on success it is renamed over `target`.
 
     The temporary file lives in the same directory so the final `os.replace` is atomic. On any
-    exception the temporary file is removed and `target` is left untouched.
+    exception the temporary file is removed and `target` is left untouched. A full disk (``ENOSPC``,
+    ``EDQUOT``) becomes one :class:`DiskFullError` that names `target` and says it is intact.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -30,9 +40,16 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     try:
         yield tmp
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            kept = "its previous version is intact" if target.exists() else "nothing was left behind"
+            raise DiskFullError(
+                f"{target}: the disk filled up while writing it ({exc.strerror}); {kept}. Fix: free space "
+                f"on the disk of {target.parent} (df -h), then rerun the same command (training stages "
+                "with --resume continue from the last checkpoint)."
+            ) from exc
         raise
 
 

@@ -8,7 +8,22 @@ class LussError(Exception):
 
 
 class DatasetError(LussError):
-    """The dataset tree is missing a part or holds a bad file."""
+    """The dataset tree is missing a part or holds a bad file; the CLI prints each of ``problems``."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class DamagedImageError(DatasetError):
+    """An image file that cannot be decoded (truncated, empty, not an image). ``path`` names it."""
+
+    def __init__(self, message: str, path: str):
+        super().__init__(message)
+        self.path = path
+
+    def __reduce__(self):  # loader workers send it back to the trainer through a pipe
+        return (type(self), (str(self), self.path))
 
 
 class LabelFormatError(LussError):

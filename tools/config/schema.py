@@ -39,6 +39,9 @@ class LoopConfig:
     # weights, optimiser and Sinkhorn, dynamic loss scaling). On the CPU amp falls back to fp32.
     precision: Literal["fp32", "amp"] = "fp32"
     tf32: bool = True  # CUDA, fp32 only: matrix products on TF32 tensor cores (Jittor's use_tensorcore=1)
+    # Damaged images met while training (a file changed under the job) are skipped, each logged with
+    # its path in <stage>/skipped.jsonl, up to this many distinct files; one more stops the stage.
+    max_skipped_images: int = 10
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 

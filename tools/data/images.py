@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tools.errors import DatasetError
+from tools.errors import DamagedImageError, DatasetError
 
 # PIL's own errors for a file it cannot parse or decode. DecompressionBombError is not an OSError.
 _READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
@@ -36,10 +36,11 @@ class ImageInfo:
         return self.mode not in NATIVE_MODES
 
 
-def _unreadable(path: Path, exc: BaseException) -> DatasetError:
-    return DatasetError(
+def _unreadable(path: Path, exc: BaseException) -> DamagedImageError:
+    return DamagedImageError(
         f"{path}: cannot read this image ({type(exc).__name__}: {exc}). The file is damaged, truncated "
-        "or not an image. Fix: copy it again from the original archive, or delete it (and its mask)."
+        "or not an image. Fix: copy it again from the original archive, or delete it (and its mask).",
+        str(path),
     )
 
 

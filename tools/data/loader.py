@@ -32,8 +32,10 @@ from typing import Any
 import numpy as np
 
 from tools.data.collate import collate_numpy
+from tools.errors import DamagedImageError, DatasetError
 
 _POLL_S = 1.0  # how often a blocked side checks that the other side is still alive
+_MAX_SUBSTITUTES = 16  # damaged samples in a row before a batch gives up
 
 
 def epoch_permutation(num_samples: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
@@ -43,10 +45,30 @@ def epoch_permutation(num_samples: int, seed: int, epoch: int, shuffle: bool) ->
     return np.random.default_rng(np.random.SeedSequence([seed, epoch, 0x5EED])).permutation(num_samples)
 
 
-def _load_batch(dataset: Any, collate: Callable, epoch: int, indices: Sequence[int]) -> Any:
+def _load_sample(dataset: Any, index: int, skipped: list[dict]) -> Any:
+    """``dataset[index]``; a damaged image is recorded in ``skipped`` and the next index stands in, so
+    the batch keeps its size and the substitute is the same on every run (resume stays exact)."""
+    for step in range(_MAX_SUBSTITUTES):
+        j = (index + step) % len(dataset)
+        try:
+            return dataset[j]
+        except (DamagedImageError, FileNotFoundError) as exc:
+            path = getattr(exc, "path", None) or exc.filename
+            skipped.append({"index": j, "path": str(path), "reason": str(exc).splitlines()[0]})
+    raise DatasetError(
+        f"{_MAX_SUBSTITUTES} damaged images in a row from dataset index {index} (the last: "
+        f"{skipped[-1]['path']}). Fix: run `luss validate-data` on the dataset and repair it."
+    )
+
+
+def _load_batch(
+    dataset: Any, collate: Callable, epoch: int, indices: Sequence[int]
+) -> tuple[Any, list[dict]]:
+    """The collated batch and the damaged images skipped while building it."""
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)
-    return collate([dataset[int(i)] for i in indices])
+    skipped: list[dict] = []
+    return collate([_load_sample(dataset, int(i), skipped) for i in indices]), skipped
 
 
 def _worker_main(dataset: Any, collate: Callable, tasks: Any, results: Any, parent_pid: int) -> None:
@@ -65,6 +87,8 @@ def _worker_main(dataset: Any, collate: Callable, tasks: Any, results: Any, pare
         batch_id, epoch, indices = task
         try:
             results.put((batch_id, True, _load_batch(dataset, collate, epoch, indices)))
+        except DatasetError as exc:  # a user-fixable data problem: its message, not a traceback
+            results.put((batch_id, False, exc))
         except Exception:
             results.put((batch_id, False, traceback.format_exc()))
 
@@ -111,6 +135,7 @@ class BatchLoader:
         self.collate = collate
         self.start_method = start_method or ("fork" if sys.platform.startswith("linux") else "spawn")
         self.epoch = 0
+        self._skipped: list[dict] = []
         if len(self) == 0:
             raise ValueError(
                 f"{len(dataset)} samples give no full global batch of {batch_size_local} x {world_size}"
@@ -118,6 +143,11 @@ class BatchLoader:
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def drain_skipped(self) -> list[dict]:
+        """The damaged images skipped (``index``, ``path``, ``reason``) since the last call."""
+        skipped, self._skipped = self._skipped, []
+        return skipped
 
     @property
     def global_batch(self) -> int:
@@ -152,7 +182,9 @@ class BatchLoader:
 
     def _iter_inline(self, plan: list[tuple[int, np.ndarray]], epoch: int) -> Iterator[Any]:
         for _, indices in plan:
-            yield _load_batch(self.dataset, self.collate, epoch, indices)
+            batch, skipped = _load_batch(self.dataset, self.collate, epoch, indices)
+            self._skipped.extend(skipped)
+            yield batch
 
     def _iter_workers(self, plan: list[tuple[int, np.ndarray]], epoch: int) -> Iterator[Any]:
         ctx = mp.get_context(self.start_method)
@@ -178,10 +210,14 @@ class BatchLoader:
                     sent += 1
                 while batch_id not in ready:
                     got_id, ok, payload = self._receive(results, workers)
+                    if not ok and isinstance(payload, DatasetError):
+                        raise payload
                     if not ok:
                         raise WorkerError(f"loader worker failed on batch {got_id}:\n{payload}")
                     ready[got_id] = payload
-                yield ready.pop(batch_id)
+                batch, skipped = ready.pop(batch_id)
+                self._skipped.extend(skipped)
+                yield batch
         finally:
             _stop_workers(workers, tasks, results)
 

@@ -16,25 +16,17 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Literal
 
-import numpy as np
-from PIL import Image
-
+from tools.data.file_checks import IMAGE_CHECKS, CheckJob, Finding, ImageCheck, Pair, check_chunk, cpu_count
 from tools.data.imagenet_s import IMAGE_EXTENSIONS, SEGMENTATION_DIRS, list_class_dirs
-from tools.data.images import image_info, load_rgb_image
-from tools.data.label_codec import IGNORE_ID, decode_label_image
-from tools.errors import DatasetError, LabelFormatError
+from tools.errors import DatasetError
 from tools.progress import progress_bar
 
-ImageCheck = Literal["header", "full", "none"]
 KNOWN_SPLITS = ("train", "validation", "test", "train-semi")
 REQUIRED_SPLITS = ("train", "validation")
 MAX_LISTED = 200
-_PARALLEL_MIN_FILES = 400  # below this a process pool costs more than it saves
+_PARALLEL_MIN_FILES = 1000  # below this a process pool costs more than it saves (bench_validate.py)
 _CHUNK = 256
-# Header format -> the extensions it is expected under; anything else is only a warning.
-_FORMAT_EXTENSIONS = {"JPEG": {".jpeg", ".jpg"}, "PNG": {".png"}}
 
 
 @dataclass
@@ -76,126 +68,14 @@ class ValidationReport:
 # ------------------------------------------------------------------------------------- file checks
 
 
-Finding = tuple[str, str]  # ("error" | "warning", message)
-Pair = tuple[str | None, str | None]  # root-relative (image, mask)
-
-
-@dataclass(frozen=True)
-class _Job:
-    """A chunk of files to check. ``pairs`` hold root-relative ``(image, mask)``; either may be None."""
-
-    root: str
-    image_check: ImageCheck
-    num_classes: int
-    pairs: tuple[Pair, ...]
-
-
-def _check_image(root: Path, rel: str, how: ImageCheck) -> tuple[tuple[int, int] | None, list[Finding]]:
-    """Returns the image's ``(width, height)`` (None if unreadable) and its findings."""
-    path = root / rel
-    try:
-        info = image_info(path)
-        if how == "full":
-            load_rgb_image(path)
-    except (DatasetError, FileNotFoundError) as exc:
-        return None, [
-            (
-                "error",
-                f"{rel}: unreadable or truncated image ({_reason(exc)}). Fix: copy it "
-                "again from the original archive, or delete it (and its mask).",
-            )
-        ]
-    found: list[Finding] = []
-    if info.mode != "RGB":
-        found.append(
-            (
-                "warning",
-                f"{rel}: {info.mode} image (not RGB); luss converts it to RGB when "
-                "loading. No action needed (re-save as RGB to silence this).",
-            )
-        )
-    expected = _FORMAT_EXTENSIONS.get(info.format or "")
-    if expected is not None and path.suffix.lower() not in expected:
-        found.append(
-            (
-                "warning",
-                f"{rel}: holds {info.format} data despite its {path.suffix} name; "
-                "it still loads. No action needed.",
-            )
-        )
-    return info.size, found
-
-
-def _reason(exc: BaseException) -> str:
-    cause = exc.__cause__ or exc
-    return f"{type(cause).__name__}: {cause}"
-
-
-def _check_mask(
-    root: Path, rel: str, image_rel: str | None, size: tuple[int, int] | None, num_classes: int
-) -> list[Finding]:
-    path = root / rel
-    try:
-        with Image.open(path) as img:
-            img.load()
-            labels = decode_label_image(img, rel)
-    except LabelFormatError as exc:
-        return [("error", str(exc))]
-    except (OSError, SyntaxError, ValueError) as exc:
-        return [
-            (
-                "error",
-                f"{rel}: cannot read the mask PNG ({type(exc).__name__}: {exc}). Fix: restore "
-                "it from the ImageNet-S annotation zip.",
-            )
-        ]
-    found: list[Finding] = []
-    height, width = labels.shape
-    if size is not None and size != (width, height):
-        found.append(
-            (
-                "error",
-                f"{rel}: mask is {width}x{height} but image {image_rel} is "
-                f"{size[0]}x{size[1]} (WxH). Fix: masks must be at the image's original "
-                "resolution; restore the original image or mask.",
-            )
-        )
-    present = np.flatnonzero(np.bincount(labels.ravel()))
-    bad = present[(present > num_classes) & (present != IGNORE_ID)]
-    if bad.size:
-        shown = ", ".join(str(int(i)) for i in bad[:5]) + (", ..." if bad.size > 5 else "")
-        found.append(
-            (
-                "error",
-                f"{rel}: ids {shown} are outside 0..{num_classes} and {IGNORE_ID} (ignore). "
-                f"Fix: this mask belongs to a dataset with more classes, or the train "
-                f"folder is missing classes (it has {num_classes}).",
-            )
-        )
-    return found
-
-
-def _check_chunk(job: _Job) -> list[Finding]:
-    root = Path(job.root)
-    found: list[Finding] = []
-    for image_rel, mask_rel in job.pairs:
-        size = None
-        if image_rel is not None:
-            size, image_found = _check_image(root, image_rel, job.image_check)
-            found.extend(image_found)
-        if mask_rel is not None:
-            found.extend(_check_mask(root, mask_rel, image_rel, size, job.num_classes))
-    return found
-
-
 def _resolve_workers(workers: int, total: int) -> int:
     if workers <= 0:
-        workers = (os.cpu_count() or 1) if total >= _PARALLEL_MIN_FILES else 1
+        workers = cpu_count() if total >= _PARALLEL_MIN_FILES else 1
     return max(1, min(workers, total))
 
 
 def _run_checks(
-    jobs: Sequence[_Job], total: int, workers: int, progress: bool, sink: Callable[[list[Finding]], None]
+    jobs: Sequence[CheckJob], total: int, workers: int, progress: bool, sink: Callable[[list[Finding]], None]
 ) -> None:
     workers = min(workers, max(1, len(jobs)))
     with contextlib.ExitStack() as stack:
@@ -206,7 +86,7 @@ def _run_checks(
             else None
         )
         advance = stack.enter_context(progress_bar("Checking files", total, progress))
-        results = pool.map(_check_chunk, jobs) if pool is not None else map(_check_chunk, jobs)
+        results = pool.map(check_chunk, jobs) if pool is not None else map(check_chunk, jobs)
         for job, found in zip(jobs, results, strict=True):
             sink(found)
             advance(len(job.pairs))
@@ -215,33 +95,67 @@ def _run_checks(
 # ----------------------------------------------------------------------------------------- listing
 
 
-def _files(folder: Path) -> list[str]:
-    return sorted(e.name for e in os.scandir(folder) if e.is_file() and not e.name.startswith("."))
+# Files that copy tools, viewers and OSes leave behind; luss ignores them but says so.
+_STRAY_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
+
+
+def _files(root: Path, rel: str, report: ValidationReport, wanted: Callable[[str], bool]) -> list[str]:
+    """Sorted names of the regular files in ``root/rel`` that ``wanted`` accepts; reports the rest:
+    broken symlinks (errors, a loader would silently miss them) and stray files (warnings)."""
+    names = []
+    for entry in os.scandir(root / rel):
+        if entry.is_symlink() and not os.path.exists(entry.path):
+            report.error(
+                f"{rel}/{entry.name}: broken symlink (its target {os.readlink(entry.path)} is missing). "
+                "Fix: restore the target or delete the link."
+            )
+        elif entry.is_file() and not entry.name.startswith(".") and wanted(entry.name):
+            names.append(entry.name)
+        elif entry.is_file():
+            kind = "system file" if entry.name.lower() in _STRAY_NAMES else "stray file"
+            report.warning(f"{rel}/{entry.name}: {kind}, not part of ImageNet-S; ignored. Fix: delete it.")
+    return sorted(names)
 
 
 def _is_image(name: str) -> bool:
     return Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
+def _check_name(rel: str, report: ValidationReport) -> None:
+    name = Path(rel).name
+    if " " in name or not name.isascii():
+        report.warning(
+            f"{rel}: the name holds a space or non-ASCII characters; luss reads it, and its outputs "
+            "(<wnid>/<stem>.png, the submission zip) keep the name. Fix: rename it to its ImageNet-S "
+            "name if it has one."
+        )
+
+
 def _list_split(root: Path, split: str, report: ValidationReport) -> dict[str, list[str]]:
     """``{wnid: [image file names]}`` of a split; reports layout problems."""
-    split_dir = root / split
-    stray = [n for n in _files(split_dir) if _is_image(n)]
+    stray = _files(root, split, report, _is_image)
     if stray:
         report.error(
             f"{split}/: {len(stray)} images (e.g. {stray[0]}) lie directly in the split folder. "
             f"Fix: ImageNet-S keeps them in class folders, {split}/<wnid>/<name>.JPEG."
         )
     classes = {}
-    for wnid in list_class_dirs(split_dir):
-        names = [n for n in _files(split_dir / wnid) if _is_image(n)]
+    for wnid in list_class_dirs(root / split):
+        names = _files(root, f"{split}/{wnid}", report, _is_image)
+        for name in names:
+            _check_name(f"{split}/{wnid}/{name}", report)
         dupes = [s for s, c in Counter(Path(n).stem for n in names).items() if c > 1]
         for stem in dupes:
             report.error(
                 f"{split}/{wnid}/{stem}.*: several images share this name stem, so their outputs "
                 "(<wnid>/<stem>.png) would collide. Fix: keep one of them."
             )
-        if not names:
+        if not names and split == "train":
+            report.error(
+                f"train/{wnid}/: class folder holds no images, yet it counts as a class (ids are the rank "
+                "of the train folders). Fix: fill it from the original archive, or remove it."
+            )
+        elif not names:
             report.warning(f"{split}/{wnid}/: class folder holds no images. Fix: fill it or remove it.")
         classes[wnid] = names
     return classes
@@ -259,11 +173,8 @@ def _pair_masks(
     for wnid in sorted(set(images) | mask_classes):
         masks: dict[str, str] = {}
         if wnid in mask_classes:
-            for name in _files(seg_dir / wnid):
-                if Path(name).suffix == ".png":
-                    masks[Path(name).stem] = name
-                else:
-                    report.warning(f"{seg}/{wnid}/{name}: not a .png mask; ignored. Fix: remove it.")
+            for name in _files(root, f"{seg}/{wnid}", report, lambda n: Path(n).suffix == ".png"):
+                masks[Path(name).stem] = name
         n_masks += len(masks)
         for name in images.get(wnid, []):
             stem = Path(name).stem
@@ -282,7 +193,9 @@ def _pair_masks(
     return pairs, n_masks
 
 
-def _plan_split(root: Path, split: str, classes: set[str], report: ValidationReport) -> list[Pair]:
+def _plan_split(
+    root: Path, split: str, classes: set[str], report: ValidationReport, masks: bool = True
+) -> list[Pair]:
     """List one split, report its layout problems and return the files to check."""
     if not (root / split).is_dir():
         report.error(
@@ -303,7 +216,7 @@ def _plan_split(root: Path, split: str, classes: set[str], report: ValidationRep
             )
         for wnid in sorted(classes - set(images)):
             report.warning(f"{split}/: no folder for train class {wnid}.")
-    seg = SEGMENTATION_DIRS.get(split)
+    seg = SEGMENTATION_DIRS.get(split) if masks else None
     if seg is not None and (root / seg).is_dir():
         pairs, counts.masks = _pair_masks(root, split, images, report)
         return pairs
@@ -322,17 +235,21 @@ def _default_splits(root: Path) -> list[str]:
 def validate_dataset(
     root: str | os.PathLike[str],
     splits: Iterable[str] | None = None,
-    check_train_images: ImageCheck = "header",
+    check_train_images: ImageCheck = "full",
     workers: int = 0,
     progress: bool = True,
+    check_other_images: ImageCheck = "full",
+    masks: bool = True,
 ) -> ValidationReport:
     """Check an ImageNet-S tree; never raises for a problem in the data (it is in the report).
 
     ``splits``: which of ``train, validation, test, train-semi`` to check; default train and
     validation (required) plus test/train-semi when present. Class ids come from ``train/``.
-    ``check_train_images``: ``header`` opens each train image's header (fast), ``full`` decodes it
-    (finds truncated files), ``none`` only counts. Validation/test images are always fully decoded.
-    ``workers``: processes, 0 = one per CPU for large trees and in-process for small ones.
+    ``check_train_images``: ``full`` decodes every pixel (finds truncated files), ``header`` opens
+    each header, ``stat`` only finds missing and empty files, ``none`` only counts.
+    ``check_other_images``: the same for the other splits; their masks are decoded unless it is
+    ``stat`` or ``none``. ``workers``: processes, 0 = one per CPU for large trees and in-process for
+    small ones (or when only ``stat`` runs). ``masks``: False skips the segmentation folders.
     """
     root = Path(root)
     report = ValidationReport(root=root)
@@ -346,8 +263,9 @@ def validate_dataset(
     unknown = [s for s in chosen if s not in KNOWN_SPLITS]
     if unknown:
         raise ValueError(f"unknown split(s) {unknown}; choose from {list(KNOWN_SPLITS)}")
-    if check_train_images not in ("header", "full", "none"):
-        raise ValueError(f"check_train_images must be header, full or none, got {check_train_images!r}")
+    for check in (check_train_images, check_other_images):
+        if check not in IMAGE_CHECKS:
+            raise ValueError(f"image checks are one of {IMAGE_CHECKS}, got {check!r}")
 
     train_dir = root / "train"
     class_source = train_dir if train_dir.is_dir() else root / "validation"
@@ -356,17 +274,18 @@ def validate_dataset(
 
     work: list[tuple[ImageCheck, list[Pair]]] = []
     for split in chosen:
-        pairs = _plan_split(root, split, classes, report)
-        how: ImageCheck = check_train_images if split == "train" else "full"
+        pairs = _plan_split(root, split, classes, report, masks)
+        how: ImageCheck = check_train_images if split == "train" else check_other_images
         if pairs and how != "none":
             work.append((how, pairs))
 
     total = sum(len(pairs) for _, pairs in work)
-    n_workers = _resolve_workers(workers, total)
+    only_stat = all(how == "stat" for how, _ in work)
+    n_workers = _resolve_workers(1 if only_stat and workers == 0 else workers, total)
     # Several chunks per worker balance the load; capped so one chunk stays cheap to pickle.
     size = _CHUNK if n_workers == 1 else max(1, min(_CHUNK, math.ceil(total / (4 * n_workers))))
     jobs = [
-        _Job(str(root), how, report.num_classes, tuple(pairs[i : i + size]))
+        CheckJob(str(root), how, report.num_classes, tuple(pairs[i : i + size]))
         for how, pairs in work
         for i in range(0, len(pairs), size)
     ]
@@ -376,4 +295,40 @@ def validate_dataset(
             (report.error if level == "error" else report.warning)(message)
 
     _run_checks(jobs, total, n_workers, progress, sink)
+    return report
+
+
+def require_usable_dataset(
+    root: str | os.PathLike[str],
+    splits: Sequence[str],
+    stage: str,
+    say: Callable[[str], None] = print,
+    masks: bool = True,
+) -> ValidationReport:
+    """The cheap part of ``luss validate-data`` that every stage runs before it starts: the layout, the
+    image/mask pairing, broken symlinks and missing or empty files of ``splits`` (no decoding; a
+    listing and one ``stat`` per file, about a second for ImageNet-S50's 64k train images).
+    Raises :class:`DatasetError` listing every error; warnings are only counted. ``masks``: False
+    for stages that read only images (predict, refine: scoring reads the masks and names its own)."""
+    report = validate_dataset(
+        root, splits, "stat", workers=1, progress=False, check_other_images="stat", masks=masks
+    )
+    if not report.ok:
+        first = report.errors[0]
+        first = first if first.startswith(str(root)) else f"{Path(root) / first}"
+        more = (
+            f" (and {report.error_count - 1} more, listed below relative to it)"
+            if report.error_count > 1
+            else ""
+        )
+        raise DatasetError(
+            f"{stage}: {first}{more}. Then run `luss validate-data {root}` (decodes every file) before "
+            "starting again.",
+            problems=report.errors if report.error_count > 1 else [],
+        )
+    if report.warning_count:
+        say(
+            f"{stage}: {root}: {report.warning_count} data warning(s); `luss validate-data {root}` "
+            "lists them."
+        )
     return report

@@ -40,6 +40,12 @@ class CheckpointPaths:
     def final(self) -> Path:
         return self.directory / "final.pkl"
 
+    def rank_state(self, checkpoint: Path, rank: int) -> Path:
+        """Rank ``rank``'s own task state (its SwAV queue) beside a resumable checkpoint of rank 0."""
+        if checkpoint == self.latest:
+            return self.directory / f"latest-rank{rank}.pkl"
+        return checkpoint.with_name(f"{checkpoint.stem}-rank{rank}.pkl")
+
     def snapshots(self) -> list[Path]:
         """The ``ckp-<epoch>.pkl`` files, oldest first."""
         found = [p for p in self.directory.glob("ckp-*.pkl") if SNAPSHOT.match(p.name)]
@@ -52,6 +58,8 @@ class CheckpointPaths:
         old = self.snapshots()[:-keep] if keep > 0 else []
         for path in old:
             path.unlink(missing_ok=True)
+            for rank_file in self.directory.glob(f"{path.stem}-rank*.pkl"):
+                rank_file.unlink(missing_ok=True)
         return old
 
 
@@ -90,6 +98,10 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+class UnreadableCheckpointError(LussError):
+    """A checkpoint file that is truncated, damaged or not a luss checkpoint at all."""
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`. Errors name the file."""
     if not path.is_file():
@@ -97,10 +109,19 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
             payload = pickle.load(fh)
-    except (pickle.UnpicklingError, EOFError, OSError, AttributeError, ImportError) as exc:
-        raise LussError(f"{path}: not a readable luss checkpoint ({exc}). Delete it to start over.") from exc
-    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
-        raise LussError(f"{path}: not a luss checkpoint (format {payload.get('format_version')!r}).")
+    except Exception as exc:  # noqa: BLE001 - a damaged pickle raises almost anything
+        raise UnreadableCheckpointError(
+            f"{path}: not a readable luss checkpoint, truncated or damaged ({type(exc).__name__}: {exc}). "
+            "Fix: training stages with --resume fall back to the newest ckp-*.pkl that loads; otherwise "
+            "delete it and rerun the stage that writes it."
+        ) from exc
+    version = payload.get("format_version") if isinstance(payload, dict) else None
+    if version != FORMAT_VERSION:
+        raise UnreadableCheckpointError(
+            f"{path}: not a luss checkpoint (a pickled {type(payload).__name__}, format {version!r}; "
+            f"luss writes format {FORMAT_VERSION}). Was another program's file put here? Fix: move it away "
+            "and rerun the stage that writes it."
+        )
     ref = payload.get("frozen")
     if ref:
         payload["model"] = {**_frozen_state(path, ref), **payload["model"]}
@@ -114,8 +135,7 @@ def _frozen_state(path: Path, ref: dict[str, Any]) -> dict[str, np.ndarray]:
             f"{path} keeps its frozen weights in {frozen}, which is missing: copy the whole checkpoints "
             "folder (frozen-*.pkl included), or rerun the stage."
         )
-    with open(frozen, "rb") as fh:
-        stored = pickle.load(fh)
+    stored = load_checkpoint(frozen)
     state = stored.get("frozen_state", {})
     if stored.get("sha256") != ref["sha256"] or state_digest(state) != ref["sha256"]:
         raise LussError(f"{frozen} does not hold the frozen weights {path} was saved with (sha256 differs).")

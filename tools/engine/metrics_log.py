@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tools.atomic_io import atomic_write_text
+
 
 class MetricsLog:
     def __init__(self, path: Path, enabled: bool = True):
@@ -28,15 +30,24 @@ class MetricsLog:
         """Drop records past ``iteration`` (written after the checkpoint a resume starts from)."""
         if not self.enabled or not self.path.is_file():
             return
-        kept = [
-            line
-            for line in self.path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("iteration", -1) < iteration
-        ]
-        self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        kept = [json.dumps(r) for r in read_metrics(self.path) if r.get("iteration", -1) < iteration]
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+
+    def last_step_metrics(self) -> dict[str, float]:
+        """The metrics of the last logged step (what a resume that trains nothing more reports)."""
+        steps = [r for r in read_metrics(self.path) if "epoch_end" not in r and "lr" in r]
+        skip = {"iteration", "epoch", "lr", "img_s"}
+        return {k: v for k, v in steps[-1].items() if k not in skip} if steps else {}
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Every record; a line cut by a kill in the middle of a write is left out."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records

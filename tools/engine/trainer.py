@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,13 +19,20 @@ from typing import Any, Protocol
 import numpy as np
 
 from tools.config.schema import LoopConfig
-from tools.engine.checkpoint import CheckpointPaths, FrozenWeights, load_checkpoint, save_checkpoint
+from tools.engine.checkpoint import (
+    CheckpointPaths,
+    FrozenWeights,
+    UnreadableCheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from tools.engine.distributed import World, jittor_world
 from tools.engine.metrics_log import MetricsLog
 from tools.engine.optimizer import SGDLarc
 from tools.engine.precision import DynamicLossScale, stage_precision, tensor_core_scope
 from tools.engine.progress import TrainProgress
 from tools.engine.schedule import lr_schedule
+from tools.engine.skipped_images import SkippedImages
 from tools.engine.state import frozen_state, load_model_state, model_state
 from tools.errors import LussError
 
@@ -83,6 +90,7 @@ def fit(
     resume: bool = False,
     config_dict: dict[str, Any] | None = None,
     stop_after_iterations: int | None = None,
+    say: Callable[[str], None] = print,
 ) -> FitResult:
     """Train ``task`` for ``loop.epochs``. ``stop_after_iterations`` stops early as if killed (tests)."""
     from models.precision import autocast, restore_float32_buffers
@@ -108,15 +116,20 @@ def fit(
     total = loop.epochs * iters_per_epoch
 
     epoch, index = 0, 0
-    if paths.latest.is_file():
+    if paths.latest.is_file() or paths.snapshots():
         if not resume:
             raise LussError(
-                f"{paths.latest} exists: this run already trained {task.name}. Pass --resume to continue "
-                "it, or choose a new --run directory."
+                f"{paths.directory} holds checkpoints: this run already trained {task.name}. Pass --resume "
+                "to continue it, or choose a new --run directory."
             )
-        epoch, index = _restore(task, optimizer, paths, world, iters_per_epoch)
+        epoch, index = _restore(task, optimizer, paths, world, iters_per_epoch, loop, config_dict, say)
         log.truncate_after(epoch * iters_per_epoch + index)
 
+    def save(epoch: int, index: int, target: Path | None = None) -> None:
+        _save(task, optimizer, paths, world, epoch, index, loop, iters_per_epoch, config_dict, frozen, target)
+
+    skipped = SkippedImages(out_dir, world.rank, task.name, loop.max_skipped_images, say)
+    drain = getattr(loader, "drain_skipped", list)
     last: dict[str, float] = {}
     completed = False
     previous_handler = _install_sigterm()
@@ -132,6 +145,7 @@ def fit(
                 epoch_count = 0
                 for batch in loader.iter_from(index):
                     it = epoch * iters_per_epoch + index
+                    skipped.record(drain(), epoch, it)
                     if stop_after_iterations is not None and it >= stop_after_iterations:
                         raise _Interrupted
                     step = StepInfo(epoch, index, it, float(schedule[it]))
@@ -155,15 +169,18 @@ def fit(
                 epoch, index = epoch + 1, 0
                 summary = {f"epoch_{k}": v / max(epoch_count, 1) for k, v in epoch_sums.items()}
                 log.write({"iteration": epoch * iters_per_epoch - 1, "epoch_end": epoch - 1, **summary})
-                _save(task, optimizer, paths, world, epoch, 0, iters_per_epoch, config_dict, frozen)
+                # The snapshot before latest.pkl: a kill between the two then redoes the epoch and writes
+                # the snapshot again, where the other order would leave the run without it.
                 if epoch % loop.checkpoint_freq == 0 or epoch == loop.epochs:
-                    _save_snapshot(task, paths.snapshot(epoch), world, epoch, config_dict, frozen)
+                    save(epoch, 0, paths.snapshot(epoch))  # resumable: --resume falls back to it
                     if world.is_main:
                         paths.prune_snapshots(loop.keep_checkpoints)
-        _save_snapshot(task, paths.final, world, epoch, config_dict, frozen)
+                save(epoch, 0)
+        _save_final(task, paths.final, world, epoch, config_dict, frozen)
         completed = True
+        last = last or log.last_step_metrics()  # a rerun after the last epoch trained nothing more
     except (_Interrupted, KeyboardInterrupt) as exc:
-        _save(task, optimizer, paths, world, epoch, index, iters_per_epoch, config_dict, frozen)
+        save(epoch, index)
         if isinstance(exc, KeyboardInterrupt):
             raise
     finally:
@@ -178,10 +195,6 @@ def _install_sigterm():
     with contextlib.suppress(ValueError):  # not in the main thread
         return signal.signal(signal.SIGTERM, handler)
     return signal.getsignal(signal.SIGTERM)
-
-
-def _rank_state_path(paths: CheckpointPaths, rank: int) -> Path:
-    return paths.directory / f"latest-rank{rank}.pkl"
 
 
 def _frozen_weights(task, world: World) -> FrozenWeights | None:
@@ -200,12 +213,25 @@ def _model_payload(task, paths: CheckpointPaths, frozen: FrozenWeights | None) -
 
 
 def _save(
-    task, optimizer, paths, world: World, epoch: int, index: int, ipe: int, config_dict, frozen
+    task,
+    optimizer,
+    paths,
+    world: World,
+    epoch: int,
+    index: int,
+    loop,
+    ipe: int,
+    config_dict,
+    frozen,
+    target=None,
 ) -> None:
-    """Rank 0 writes model + optimiser + position; every rank writes its own task state (queues)."""
+    """A resumable checkpoint (``latest.pkl``, or ``target``: a snapshot): rank 0 writes model + optimiser
+    + position, every other rank its own task state (queues) beside it."""
+    target = target or paths.latest
     position = {"epoch": epoch, "index": index, "iteration": epoch * ipe + index, "world_size": world.size}
+    position.update(batch_size=loop.batch_size, arch=_arch(config_dict))
     if not world.is_main:
-        save_checkpoint(_rank_state_path(paths, world.rank), {"extra": task.extra_state(), **position})
+        save_checkpoint(paths.rank_state(target, world.rank), {"extra": task.extra_state(), **position})
     if world.is_main:
         payload = {
             "stage": task.name,
@@ -216,30 +242,72 @@ def _save(
             "saved_at": time.time(),
             **position,
         }
-        save_checkpoint(paths.latest, payload)
+        save_checkpoint(target, payload)
 
 
-def _save_snapshot(task, path: Path, world: World, epoch: int, config_dict, frozen) -> None:
+def _save_final(task, path: Path, world: World, epoch: int, config_dict, frozen) -> None:
     if world.is_main:
         paths = CheckpointPaths(path.parent)
         payload = {"stage": task.name, **_model_payload(task, paths, frozen), "epoch": epoch}
         save_checkpoint(path, {**payload, "config": config_dict})
 
 
-def _restore(task, optimizer, paths: CheckpointPaths, world: World, ipe: int) -> tuple[int, int]:
-    payload = load_checkpoint(paths.latest)
-    if payload.get("world_size", 1) != world.size:
+def _arch(config_dict) -> str | None:
+    return ((config_dict or {}).get("model") or {}).get("arch")
+
+
+def _restore(task, optimizer, paths: CheckpointPaths, world: World, ipe: int, loop, config_dict, say):
+    """Load the newest resumable checkpoint that reads (``latest.pkl``, else the newest snapshot)."""
+    candidates = [p for p in (paths.latest, *reversed(paths.snapshots())) if p.is_file()]
+    skipped = []
+    for path in candidates:
+        try:
+            payload = load_checkpoint(path)
+            extra = payload["extra"]
+            if world.size > 1 and not world.is_main:
+                extra = load_checkpoint(paths.rank_state(path, world.rank))["extra"]
+        except UnreadableCheckpointError as exc:
+            skipped.append(str(exc))
+            continue
+        if "optimizer" not in payload:
+            skipped.append(f"{path}: a snapshot of an older luss without the optimiser state")
+            continue
+        if skipped:
+            say(f"{task.name}: resuming from {path}; skipped: " + " | ".join(skipped))
+        check_same_setup(path, payload, task.name, world, loop, config_dict)
+        load_model_state(task.model, payload["model"], str(path))
+        optimizer.load_state_dict(payload["optimizer"])
+        task.load_extra_state(extra)
+        epoch, index = int(payload["epoch"]), int(payload["index"])
+        if index >= ipe:  # the data changed size since the save: start the next epoch
+            epoch, index = epoch + 1, 0
+        return epoch, index
+    raise LussError(
+        f"{paths.directory}: no checkpoint to resume {task.name} from loads: "
+        + " | ".join(skipped)
+        + ". Fix: delete the damaged files (or the whole folder) and train this stage again."
+    )
+
+
+def check_same_setup(path: Path, payload: dict, stage: str, world: World, loop, config_dict) -> None:
+    """Resuming must use the ranks, global batch and architecture the checkpoint was made with."""
+    saved_world = payload.get("world_size", 1)
+    if saved_world != world.size:
         raise LussError(
-            f"{paths.latest} was written by {payload.get('world_size')} ranks, this run has {world.size}. "
-            f"Resume with mpirun -np {payload.get('world_size')} (the per-rank queues depend on it)."
+            f"{path} was written by {saved_world} ranks, this run has {world.size}. Resume with "
+            f"mpirun -np {saved_world} (the per-rank queues and the data shards depend on it), or start "
+            "a new --run."
         )
-    load_model_state(task.model, payload["model"], str(paths.latest))
-    optimizer.load_state_dict(payload["optimizer"])
-    extra = payload["extra"]
-    if world.size > 1 and not world.is_main:
-        extra = load_checkpoint(_rank_state_path(paths, world.rank))["extra"]
-    task.load_extra_state(extra)
-    epoch, index = int(payload["epoch"]), int(payload["index"])
-    if index >= ipe:  # the data changed size since the save: start the next epoch
-        epoch, index = epoch + 1, 0
-    return epoch, index
+    saved_batch = payload.get("batch_size")
+    if saved_batch is not None and saved_batch != loop.batch_size:
+        raise LussError(
+            f"{path} was trained with global batch {saved_batch} ({stage}.loop.batch_size), this run asks "
+            f"for {loop.batch_size}: the saved position and lr schedule count batches of {saved_batch}. "
+            f"Resume with --set {stage}.loop.batch_size={saved_batch}, or start a new --run."
+        )
+    saved_arch, arch = payload.get("arch"), _arch(config_dict)
+    if saved_arch is not None and arch is not None and saved_arch != arch:
+        raise LussError(
+            f"{path} holds a {saved_arch} network, this run builds {arch} (model.arch). Resume with "
+            f"--set model.arch={saved_arch} (or its preset), or start a new --run."
+        )

@@ -146,6 +146,10 @@ def refine_split(
     so a re-vote of a cached split never loads SAM (nor needs its checkpoint). ``fingerprint``
     identifies the masks a source produces (``generator_config.cache_fingerprint``).
     """
+    from tools.data.validate import require_usable_dataset
+
+    say = console.print if console else print
+    require_usable_dataset(data.root, [split], f"refine {split}", say, masks=False)
     world = world or World(0, 1)
     samples = shard(data.samples(split), world)
     pred_dir, out_dir, mask_dir = (

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tools.atomic_io import atomic_write_text
 from tools.data.imagenet_s import ImageNetS
+from tools.engine.skipped_images import read_skipped
 from tools.report import plots
 from tools.report.headline import headline_html
 from tools.report.html_parts import image, key_value_table, note
@@ -70,6 +71,26 @@ def _stage_section(layout: RunLayout, stage: str) -> str:
     )
 
 
+def _skipped_section(layout: RunLayout) -> str:
+    """Every damaged image a training stage skipped (``<stage>/skipped*.jsonl``), by stage."""
+    rows = [
+        (stage, r.get("path", "?"), r.get("epoch", "?"), r.get("reason", ""))
+        for stage in TRAINING_STAGES
+        for r in read_skipped(layout.root / stage)
+    ]
+    if not rows:
+        return "<h3>Skipped images</h3>" + note("none: every image the training stages drew loaded.")
+    cells = "".join(
+        "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+        for row in rows
+    )
+    return (
+        f"<h3>Skipped images ({len(rows)})</h3><p>Damaged files met during training and left out "
+        "(another image stood in for each); repair them and train again for a run on every image.</p>"
+        f"<table><tr><th>stage</th><th>file</th><th>epoch</th><th>reason</th></tr>{cells}</table>"
+    )
+
+
 def _cluster_section(layout: RunLayout) -> str:
     report_path = layout.cluster_file("report.json")
     if not report_path.is_file():
@@ -115,6 +136,7 @@ def write_run_report(
         headline_html(layout, data, prediction_dirs, scores, workers),
         "<h2>Training stages</h2>",
         *(_stage_section(layout, stage) for stage in TRAINING_STAGES),
+        _skipped_section(layout),
         _cluster_section(layout),
         _per_class_section(scored),
         f"<details><summary><h2>Resolved config</h2></summary><pre>{html.escape(config)}</pre></details>",

@@ -382,8 +382,11 @@ def run_cluster(
     if unknown:
         raise LussError(f"unknown cluster step(s) {unknown}; choose from {', '.join(STEPS)}")
     from tools.engine.precision import stage_precision
+    from tools.data.validate import require_usable_dataset
     from tools.runtime import status_line
 
+    scored = {"kmeans", "labels"} & set(wanted)  # these read validation (k-means accuracy, the t sweep)
+    require_usable_dataset(data_root, ["train", "validation"] if scored else ["train"], STAGE, say)
     world = stage.world
     loop = config.pixel_attention.loop
     say(f"{status_line(STAGE, loop.batch_size)}, {stage_precision(loop).note}")

@@ -72,7 +72,8 @@ def fit_stage(
     if world.is_main:
         save_config(config, layout.config_file)
     task = make_task()
-    result = fit(task, loop, layout.stage_dir(stage), resume, config_to_dict(config), stop_after_iterations)
+    out_dir = layout.stage_dir(stage)
+    result = fit(task, loop, out_dir, resume, config_to_dict(config), stop_after_iterations, say=say)
     if result.completed and world.is_main:
         mark_stage_done(layout, stage, result, **done_extra)
     return result

@@ -20,6 +20,7 @@ from tools.config.schema import LussConfig
 from tools.data.imagenet_s import ImageNetS
 from tools.data.label_codec import IGNORE_ID
 from tools.data.train_semi import labelled_train_semi
+from tools.data.validate import require_usable_dataset
 from tools.engine.trainer import FitResult, StepInfo
 from tools.errors import DatasetError, LussError
 from tools.predict.labels import nearest_resize_labels
@@ -191,6 +192,7 @@ def run_finetune(
     finished = finished_stage(layout, STAGE, say)
     if finished is not None:
         return finished
+    require_usable_dataset(data_root, ["train"], STAGE, say)
     dataset = ImageNetS(data_root)
     if not dataset.has_split("train"):
         raise DatasetError(f"{dataset.split_dir('train')}: no train/ folder; Stage 3 trains on DATA/train.")

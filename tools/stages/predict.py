@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tools.config.schema import PredictConfig
 from tools.data.imagenet_s import ImageNetS
+from tools.data.validate import require_usable_dataset
 from tools.errors import LussError
 from tools.packing.protocols import Provenance, write_provenance
 from tools.predict.runner import PredictOptions, PredictSummary
@@ -104,6 +105,7 @@ def run_predict(
     if split not in SPLITS:
         raise LussError(f"unknown split {split!r}; luss predict runs on {' or '.join(SPLITS)}.")
     check_unsupervised(config)
+    require_usable_dataset(data_root, [split], f"predict {split}", say, masks=False)
     layout = RunLayout.at(run_dir)
     dataset = ImageNetS(data_root)
     world = world or env_world()

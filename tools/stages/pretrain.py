@@ -12,6 +12,7 @@ from typing import Any
 
 from tools.config.schema import LussConfig
 from tools.data.imagenet_s import ImageNetS
+from tools.data.validate import require_usable_dataset
 from tools.engine.distributed import World
 from tools.engine.trainer import FitResult, StepInfo
 from tools.errors import DatasetError, LussError
@@ -192,6 +193,7 @@ def run_pretrain(
     finished = finished_stage(layout, STAGE, say)
     if finished is not None:
         return finished
+    require_usable_dataset(data_root, ["train"], STAGE, say)
     images = train_images(data_root)
     return fit_stage(
         layout,
