@@ -381,8 +381,8 @@ def run_cluster(
     unknown = [s for s in wanted if s not in STEPS]
     if unknown:
         raise LussError(f"unknown cluster step(s) {unknown}; choose from {', '.join(STEPS)}")
-    from tools.engine.precision import stage_precision
     from tools.data.validate import require_usable_dataset
+    from tools.engine.precision import stage_precision
     from tools.runtime import status_line
 
     scored = {"kmeans", "labels"} & set(wanted)  # these read validation (k-means accuracy, the t sweep)
