@@ -54,9 +54,10 @@ class Prototypes(nn.Module):
         self.weight = nn.Linear(feat_dim, num_prototypes, bias=False).weight  # [K, feat_dim]
 
     def normalize_weights(self) -> None:
-        """Rescale each prototype (row) to unit L2 norm, in place (done before every iteration)."""
-        with jt.no_grad():
-            self.weight.assign(l2_normalize(self.weight, dim=1))
+        """Rescale each prototype (row) to unit L2 norm, in place, the prototypes staying trainable."""
+        from models.losses.prototypes import normalize_prototypes
+
+        normalize_prototypes(self.weight)
 
     def execute(self, x: jt.Var, detach_weights: bool = False) -> jt.Var:
         """``detach_weights``: no gradient to the prototypes (the deep-to-shallow branch)."""

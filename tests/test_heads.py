@@ -41,6 +41,7 @@ def test_prototypes_normalise_rows_and_can_be_detached():
     protos = Prototypes(8, 5)
     protos.normalize_weights()
     np.testing.assert_allclose(np.linalg.norm(protos.weight.numpy(), axis=1), 1.0, atol=1e-6)
+    assert not protos.weight.is_stop_grad()  # jt.no_grad() + assign would have frozen them
     x = randn(3, 8)
     np.testing.assert_allclose(protos(x).numpy(), x.numpy() @ protos.weight.numpy().T, atol=1e-5)
     (g,) = jt.grad(protos(x, detach_weights=True).sum() + 0 * protos.weight.sum(), [protos.weight])

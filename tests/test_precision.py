@@ -7,6 +7,7 @@ import pytest
 
 jt = pytest.importorskip("jittor")
 
+from models.losses.prototypes import normalize_prototypes  # noqa: E402
 from models.losses.sinkhorn import sinkhorn_knopp  # noqa: E402
 from models.losses.swav import SwAVQueue  # noqa: E402
 from models.precision import autocast, full_precision, restore_float32_buffers  # noqa: E402
@@ -57,6 +58,15 @@ def test_sinkhorn_and_queue_stay_float32_under_autocast():
     assert str(codes.dtype) == "float32"
     assert str(queue.rows[0].dtype) == "float32"
     np.testing.assert_allclose(codes.numpy().sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_prototype_normalisation_keeps_fp32_master_weights_under_autocast():
+    weight = jt.array(np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32))
+    with autocast(True):
+        normalize_prototypes(weight)
+    assert str(weight.dtype) == "float32"
+    assert not weight.is_stop_grad()
+    np.testing.assert_allclose(np.linalg.norm(weight.numpy(), axis=1), 1.0, atol=1e-6)
 
 
 def test_buffers_recreated_in_fp16_are_restored_to_fp32():

@@ -18,16 +18,21 @@ from collections.abc import Iterable
 
 import jittor as jt
 
+from models.precision import full_precision
+
 
 def normalize_prototypes(weight: jt.Var, eps: float = 1e-12) -> None:
     """Rescale each row of the prototype matrix ``[K, D]`` to unit L2 norm, in place, without gradient.
 
     Not under ``jt.no_grad()``: in Jittor 1.3.11 ``assign`` inside ``no_grad`` turns the parameter
     itself into a stop-grad Var, which silently stops the prototypes from ever training again.
-    Assigning a detached value keeps the parameter trainable and records no graph.
+    Assigning a detached value keeps the parameter trainable and records no graph. Always float32: it
+    runs inside a train step's AMP scope, where the assigned value would otherwise turn the master
+    weights into float16.
     """
-    norm = jt.sqrt((weight * weight).sum(dim=1, keepdims=True)).maximum(eps)
-    weight.assign((weight / norm).detach())
+    with full_precision():
+        norm = jt.sqrt((weight * weight).sum(dim=1, keepdims=True)).maximum(eps)
+        weight.assign((weight / norm).detach())
 
 
 def prototype_parameters(named_parameters: Iterable[tuple[str, jt.Var]], key: str = "prototypes") -> list:
