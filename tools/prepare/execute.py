@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tools.atomic_io import atomic_path
+from tools.atomic_io import DiskFullError, atomic_path
 from tools.errors import NoSpaceError, PrepareError
 from tools.prepare.annotations import AnnotationReader
 from tools.prepare.plan import FileTask
@@ -87,6 +87,13 @@ def _write(root: Path, task: FileTask, reader: AnnotationReader | None) -> None:
             tmp.write_bytes(reader.read(task.source))
 
 
+def _no_space(path: Path, reason: str) -> NoSpaceError:
+    return NoSpaceError(
+        f"{path}: the disk is full ({reason}). Fix: free space or choose another --out, then rerun the "
+        "same command: finished files are kept."
+    )
+
+
 def run_tasks(
     root: Path,
     tasks: list[FileTask],
@@ -111,12 +118,11 @@ def run_tasks(
         if not is_done(root, task):
             try:
                 _write(root, task, reader() if task.kind == "extract" else None)
+            except DiskFullError:  # atomic_io's own wording of a full disk: prepare's, with its fix
+                raise _no_space(root / task.dest, "No space left on device") from None
             except OSError as exc:
                 if exc.errno in _FULL_DISK:
-                    raise NoSpaceError(
-                        f"{root / task.dest}: the disk is full ({exc.strerror}). Fix: free space or choose "
-                        "another --out, then rerun the same command: finished files are kept."
-                    ) from None
+                    raise _no_space(root / task.dest, exc.strerror) from None
                 raise PrepareError(
                     f"{root / task.dest}: cannot be written from {task.source} ({exc.strerror or exc}). Fix: "
                     "check the permissions of both, then rerun the same command."
