@@ -84,10 +84,10 @@ def part_train_step(framework: str, batch: int, size: int, steps: int, smoke: bo
 
 
 def part_stage1(precision: str, data: str, work: str, batch: int, size: int, smoke: bool) -> dict:
-    from tools.rehearsal.weights import write_sam_vit_b
-
     work_dir = Path(work)
-    sam = write_sam_vit_b(work_dir / "sam_vit_b_random.pth")  # written by the torch part beforehand
+    sam = work_dir / "sam_vit_b_random.pth"  # written by the write-sam part, in a PyTorch process
+    if not sam.is_file():
+        raise FileNotFoundError(f"{sam}: the write-sam part did not write the random SAM weights")
     run = work_dir / f"stage1-{precision}"
     sets = [
         "pretrain.loop.epochs=1",
