@@ -65,3 +65,4 @@ def test_preset_rehearsal_reaches_a_checked_zip(preset, odd_data, tmp_path):
     assert sum(n.endswith(".png") for n in names) == len(list(odd_data.glob("test/*/*.JPEG")))
     assert [s.stage for s in result.stages][-1] == "pack --check"
     print(f"\n{format_table([result])}")
+    shutil.rmtree(tmp_path)  # the SAM rehearsal leaves about 4 GB of checkpoints and weights
