@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from pathlib import Path
 
 import pytest
 
-LUSS = Path(__file__).resolve().parents[1]
+from tools.rehearsal.runner import cpu_env
+
+__all__ = ["cpu_env", "mpirun", "run_mpi"]
 
 
 def mpirun(ranks: int = 2) -> list[str]:
@@ -20,19 +21,6 @@ def mpirun(ranks: int = 2) -> list[str]:
         return mpirun_prefix(ranks)
     except LussError:
         pytest.skip("OpenMPI is not installed (apt-get install openmpi-bin libopenmpi-dev)")
-
-
-def cpu_env(**extra: str) -> dict[str, str]:
-    """The CPU environment for every rank, with this checkout first on the path."""
-    path = os.pathsep.join(p for p in (str(LUSS), os.environ.get("PYTHONPATH", "")) if p)
-    return {
-        **os.environ,
-        "nvcc_path": "",
-        "log_silent": "1",
-        "LUSS_FORCE_CPU": "1",
-        "PYTHONPATH": path,
-        **extra,
-    }
 
 
 def run_mpi(args: list[str], timeout: float, ranks: int = 2, **env: str) -> subprocess.CompletedProcess:

@@ -134,6 +134,11 @@ def checkout_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path, **extra}
 
 
+def cpu_env(**extra: str) -> dict[str, str]:
+    """:func:`checkout_env` forced onto the CPU, quiet (every rank of a CPU ``mpirun``)."""
+    return checkout_env(LUSS_FORCE_CPU="1", nvcc_path="", log_silent="1", **extra)
+
+
 def rehearse(
     preset: str,
     data: Path,
@@ -168,7 +173,7 @@ def rehearse(
         refine_args=REFINE_ARGS,
     )
     steps = pipeline_steps(plan, mpirun_prefix(ranks))
-    env = checkout_env(LUSS_FORCE_CPU="1", nvcc_path="", log_silent="1")
+    env = cpu_env()
     result = RehearsalResult(preset, ranks, plan.zip_path)
     result.stages = run_steps(steps, env, timeout, f"rehearsal {preset}", say)
     return result
