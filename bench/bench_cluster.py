@@ -44,11 +44,11 @@ def main() -> None:
     from tools.data.imagenet_s import Sample
     from tools.data.images import load_rgb_image
     from tools.data.label_codec import write_label_png
+    from tools.networks import build_network
     from tools.stages.cluster import dense_labels, embed_samples
-    from tools.stages.pixel_attention import build_pixel_attention_net
 
     config = load_config("demo")
-    net = build_pixel_attention_net(config, heads=False)
+    net = build_network(config, "attention_features")
     net.eval()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

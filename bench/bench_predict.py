@@ -35,7 +35,7 @@ def main() -> None:
     from tools.config.schema import PredictConfig
     from tools.data.demo import DemoSpec, generate_demo_dataset
     from tools.engine.distributed import World
-    from tools.stages.finetune import build_segmenter
+    from tools.networks import build_network
     from tools.stages.predict import run_predict
 
     per_class = max(1, args.images // 8)
@@ -47,7 +47,7 @@ def main() -> None:
         data = generate_demo_dataset(Path(tmp) / "demo", spec, progress=False)
         for head in args.heads:
             jt.set_global_seed(0)
-            net = build_segmenter(load_config("demo", [f"finetune.head={head}"]), num_classes=8)
+            net = build_network(load_config("demo", [f"finetune.head={head}"]), "segmenter", 8)
             net.eval()
             for short_side in args.short_side:
                 for flip in (False, True):

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import jittor as jt
 from jittor import nn
 
-from models.build import create_backbone
 from models.heads import PixelAttention, ProjectionHead, Prototypes, l2_normalize
 
 UPSAMPLE = 4
@@ -40,8 +39,8 @@ class PixelAttentionNet(nn.Module):
     ``hidden_mlp``/``feat_dim``/``num_prototypes`` = 0 builds backbone + ``fbg`` only (clustering).
     """
 
-    def __init__(self, arch: str, hidden_mlp: int, feat_dim: int, num_prototypes: int, **backbone_kwargs):
-        self.backbone = create_backbone(arch, **backbone_kwargs)
+    def __init__(self, backbone: nn.Module, hidden_mlp: int, feat_dim: int, num_prototypes: int):
+        self.backbone = backbone
         width = self.backbone.num_features
         self.fbg = PixelAttention(width)
         self.projection_head = ProjectionHead(width, hidden_mlp, feat_dim) if feat_dim else None

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import jittor as jt
 from jittor import nn
 
-from models.build import create_backbone
 from models.heads import (
     PixelPredictorHead,
     PixelProjectionHead,
@@ -35,7 +34,8 @@ class PretrainOutputs:
 
 
 class PretrainNet(nn.Module):
-    """``execute(crops, grid_q, grid_k)`` -> :class:`PretrainOutputs`.
+    """``execute(crops, grid_q, grid_k)`` -> :class:`PretrainOutputs`, on a built ``backbone``
+    (:func:`tools.networks.build_network` makes it from ``model.arch``).
 
     ``crops``: list of ``[B, 3, s_v, s_v]`` in crop order (crops 0 and 1 are the P2P pair); crops of the
     same size that follow each other run through the backbone together, as SwAV does.
@@ -43,18 +43,18 @@ class PretrainNet(nn.Module):
 
     def __init__(
         self,
-        arch: str,
+        backbone: nn.Module,
         hidden_mlp: int,
         feat_dim: int,
         num_prototypes: int,
         shallow_stages: Sequence[int] = (),
-        **backbone_kwargs,
     ):
-        self.backbone = create_backbone(arch, **backbone_kwargs)
+        self.backbone = backbone
         width = self.backbone.num_features
         self.shallow_stages = tuple(sorted(set(shallow_stages)))
         if self.shallow_stages and not hasattr(self.backbone, "stage_channels"):
-            raise ValueError(f"deep-to-shallow supervision needs a ResNet backbone; {arch} has no stages")
+            name = type(backbone).__name__
+            raise ValueError(f"deep-to-shallow supervision needs a ResNet backbone; {name} has no stages")
         self.projection_head = ProjectionHead(width, hidden_mlp, feat_dim)
         self.prototypes = Prototypes(feat_dim, num_prototypes)
         self.projection_head_pixel = PixelProjectionHead(width, hidden_mlp, feat_dim)

@@ -31,10 +31,10 @@ def fake_stage_one(config, path):
     """A Stage-1 checkpoint from fresh modules with the keys `luss pretrain` writes (no fbg, pixel heads)."""
     from tools.engine.checkpoint import save_checkpoint
     from tools.engine.state import model_state
-    from tools.stages.pixel_attention import build_pixel_attention_net
+    from tools.networks import build_network
 
     state = {
-        k: v for k, v in model_state(build_pixel_attention_net(config)).items() if not k.startswith("fbg.")
+        k: v for k, v in model_state(build_network(config, "attention")).items() if not k.startswith("fbg.")
     }
     state["projection_head_pixel.net.0.weight"] = np.zeros((4, 512, 1, 1), np.float32)
     save_checkpoint(path, {"stage": "pretrain", "model": state})
@@ -189,12 +189,12 @@ def test_saliency_step_feeds_the_attention_loss(tmp_path):
 def test_dense_labels_take_odd_image_sizes_with_any_backbone(arch, size):
     """ImageNet-like sizes give sides that are no multiple of the ViT patch (500x375 at a shorter side of
     40 -> 53x40; 29x17 -> 40x68): the input is padded to the patch and the features cropped back."""
+    from tools.networks import build_network
     from tools.stages.cluster import dense_labels, unit_rows
-    from tools.stages.pixel_attention import build_pixel_attention_net
 
     config = tiny_config()
     config.model.arch, config.model.adapter_width = arch, 16
-    net = build_pixel_attention_net(config, heads=False)
+    net = build_network(config, "attention_features")
     net.eval()
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))

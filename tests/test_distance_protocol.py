@@ -19,7 +19,6 @@ from tools.stages.distance import class_embeddings
 
 jt = pytest.importorskip("jittor")
 
-import tools.stages.finetune as finetune_stage  # noqa: E402
 from models.build import create_backbone  # noqa: E402
 from models.cosine_head import CosineHead  # noqa: E402
 from tools.engine.checkpoint import save_checkpoint  # noqa: E402
@@ -62,9 +61,8 @@ def data(tmp_path_factory):
 
 
 @pytest.fixture()
-def pretrained_run(tmp_path, monkeypatch):
+def pretrained_run(tmp_path):
     """A run whose Stage-1 checkpoint is a freshly built narrow ResNet-18 (backbone.* keys)."""
-    monkeypatch.setattr(finetune_stage, "backbone_kwargs", lambda config: {"width": 16})
     jt.set_global_seed(0)
     state = {f"backbone.{k}": v for k, v in model_state(create_backbone("resnet18", width=16)).items()}
     save_checkpoint(RunLayout.at(tmp_path / "run").final_checkpoint("pretrain"), {"model": state})
@@ -73,7 +71,7 @@ def pretrained_run(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_distance_predictions_pack_under_the_distance_protocol_only(data, pretrained_run, tmp_path):
-    config = load_config("demo", ["predict.short_side=64"])
+    config = load_config("demo", ["predict.short_side=64", "model.arch=resnet18_w16"])
     quiet = {"progress": False, "say": lambda s: None}
     val = run_distance(config, data, pretrained_run, "validation", workers=1, **quiet)
     dataset = ImageNetS(data)
@@ -109,5 +107,10 @@ def test_missing_train_semi_says_where_it_comes_from(tmp_path, pretrained_run):
     )
     with pytest.raises(LussError, match="luss prepare"):
         run_distance(
-            load_config("demo", []), flat, pretrained_run, "validation", progress=False, say=lambda s: None
+            load_config("demo", ["model.arch=resnet18_w16"]),
+            flat,
+            pretrained_run,
+            "validation",
+            progress=False,
+            say=lambda s: None,
         )

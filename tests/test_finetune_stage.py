@@ -17,7 +17,6 @@ from tools.run_layout import RunLayout
 
 jt = pytest.importorskip("jittor")
 
-import tools.stages.finetune as finetune_stage  # noqa: E402
 from models.build import create_backbone  # noqa: E402
 from models.segmenter import Segmenter  # noqa: E402
 from tools.config.schema import OptimConfig  # noqa: E402
@@ -42,13 +41,8 @@ OVERFIT = [
     "finetune.min_scale=1.0",
     "finetune.freeze_backbone=false",
     "finetune.head=progressive",
+    "model.arch=resnet18_w16",  # a ResNet-18 of stem width 16 (the registry's test variant)
 ]
-
-
-@pytest.fixture(autouse=True)
-def small_backbone(monkeypatch):
-    """A ResNet-18 of width 16 (the configs have no width key; the real presets use 64)."""
-    monkeypatch.setattr(finetune_stage, "backbone_kwargs", lambda config: {"width": 16})
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +69,10 @@ def _fake_stages_1_and_2(data, run, pseudo_labels=True):
 
 @pytest.fixture(scope="module")
 def trained(data, tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setattr(finetune_stage, "backbone_kwargs", lambda config: {"width": 16})
     run = tmp_path_factory.mktemp("run")
     layout = _fake_stages_1_and_2(data, run)
     result = run_finetune(load_config("demo", OVERFIT), data, run, say=lambda s: None)
     net = load_segmenter(run)
-    mp.undo()
     return layout, result, net
 
 

@@ -21,8 +21,8 @@ jt = pytest.importorskip("jittor")
 
 from tools.engine.checkpoint import save_checkpoint  # noqa: E402
 from tools.engine.state import model_state  # noqa: E402
+from tools.networks import build_network  # noqa: E402
 from tools.predict.runner import PredictOptions, predict_image  # noqa: E402
-from tools.stages.finetune import build_segmenter  # noqa: E402
 from tools.stages.predict import FolderLabelsRefusedError, load_segmenter, run_predict  # noqa: E402
 
 NUM_CLASSES = 2
@@ -40,7 +40,7 @@ def run(tmp_path_factory):
     """A run whose RUN/finetune/checkpoints/final.pkl holds a freshly built (untrained) segmenter."""
     config = load_config("demo", ["finetune.head=progressive"])
     jt.set_global_seed(0)
-    net = build_segmenter(config, NUM_CLASSES)
+    net = build_network(config, "segmenter", NUM_CLASSES)
     root = tmp_path_factory.mktemp("run")
     payload = {"model": model_state(net), "config": config_to_dict(config)}
     save_checkpoint(RunLayout.at(root).final_checkpoint("finetune"), payload)

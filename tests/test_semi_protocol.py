@@ -15,7 +15,6 @@ from tools.run_layout import RunLayout
 
 jt = pytest.importorskip("jittor")
 
-import tools.stages.finetune as finetune_stage  # noqa: E402
 from models.build import create_backbone  # noqa: E402
 from tools.engine.checkpoint import save_checkpoint  # noqa: E402
 from tools.engine.state import model_state  # noqa: E402
@@ -24,6 +23,7 @@ from tools.stages.predict import run_predict  # noqa: E402
 
 SPEC = DemoSpec(classes=3, train_per_class=2, val_per_class=2, test_per_class=2, size=64, semi_per_class=2)
 SEMI = [
+    "model.arch=resnet18_w16",  # a ResNet-18 of stem width 16 (the registry's test variant)
     "finetune.labels=train-semi",
     "finetune.loop.epochs=2",
     "finetune.loop.batch_size=6",
@@ -35,9 +35,8 @@ SEMI = [
 
 
 @pytest.fixture()
-def stage_1(tmp_path, monkeypatch):
+def stage_1(tmp_path):
     """A pretrain-only run (Stage 1 = a freshly built narrow ResNet-18) and a demo dataset."""
-    monkeypatch.setattr(finetune_stage, "backbone_kwargs", lambda config: {"width": 16})
     jt.set_global_seed(0)
     state = {f"backbone.{k}": v for k, v in model_state(create_backbone("resnet18", width=16)).items()}
     pretrain = tmp_path / "unsupervised"

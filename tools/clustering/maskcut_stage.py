@@ -90,15 +90,13 @@ def centred(backbone: Callable) -> Callable:
 
 def stage_one_extractor(config: LussConfig, layout: RunLayout) -> tuple[Callable, int, dict[str, Any]]:
     """MaskCut features from the Stage-1 backbone (``features: backbone``) or its SAM encoder (``sam``)."""
-    from tools.stages.pixel_attention import STAGE_ONE_ONLY, build_pixel_attention_net, load_weights
+    from tools.networks import build_network, load_network_weights
 
     stage_one = layout.final_checkpoint("pretrain")
     if not stage_one.is_file():
         raise LussError(f"{stage_one}: no Stage-1 checkpoint; run `luss pretrain` with this --run first.")
-    net = build_pixel_attention_net(config, heads=False)
-    load_weights(
-        net, stage_one, drop=(*STAGE_ONE_ONLY, "prototypes.", "projection_head."), may_miss=("fbg.",)
-    )
+    net = build_network(config, "attention_features")
+    load_network_weights(net, "pretrain->attention_features", stage_one)
     net.eval()
     extract = centred(net.backbone)
     if config.cluster.saliency.features == "sam":

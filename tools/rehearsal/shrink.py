@@ -27,8 +27,10 @@ def _loop(section: str) -> list[str]:
 
 def shrink_overrides(preset: str) -> list[str]:
     """``--set`` values that shrink ``preset`` for the rehearsal (crop sides follow its backbone)."""
+    from models.build import arch_spec
+
     config = load_config(preset)
-    vit = config.model.arch.startswith("sam_")
+    vit = arch_spec(config.model.arch).sam
     big, small = (64, 32) if vit else (96, 48)  # ViT: 4 x 4 patches; ResNet: 3 x 3 at stride 32
     sizes = [big, small][: len(config.pretrain.crops.sizes)]
     out = [

@@ -145,8 +145,8 @@ def run_distance(
     from models.segmenter import Segmenter
     from tools.engine.distributed import barrier, env_world
     from tools.evaluation import save_match_file, score_predictions
+    from tools.networks import build_network, load_network_weights
     from tools.predict.runner import predict_split
-    from tools.stages.finetune import build_segmenter, load_pretrained_backbone
 
     options = options or DistanceOptions()
     if split not in ("validation", "test"):
@@ -158,8 +158,10 @@ def run_distance(
     num_classes = dataset.num_classes
     p = config.predict
     _check_settings(layout, {"k": options.k, "t": options.t, "short_side": p.short_side}, overwrite)
-    feature_net = build_segmenter(config, num_classes, freeze_backbone=True, head_module=UpsampledFeatures())
-    load_pretrained_backbone(feature_net, source.final_checkpoint("pretrain"))
+    feature_net = build_network(
+        config, "segmenter", num_classes, freeze_backbone=True, head_module=UpsampledFeatures()
+    )
+    load_network_weights(feature_net, "pretrain->segmenter", source.final_checkpoint("pretrain"))
     feature_net.eval()
     instances, labels = _embeddings(layout, feature_net, dataset, p.short_side, overwrite, progress)
     if options.k == 0:
