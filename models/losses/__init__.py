@@ -8,6 +8,7 @@ from models.losses.collectives import AllReduce, identity_all_reduce, mpi_all_re
 from models.losses.d2s import d2s_loss
 from models.losses.p2p import p2p_loss
 from models.losses.prototypes import frozen_prototype_ids, normalize_prototypes, prototype_parameters
+from models.losses.saliency import saliency_bce
 from models.losses.sinkhorn import sinkhorn_knopp
 from models.losses.swav import SwAVQueue, swapped_prediction_loss, swav_codes, swav_loss
 from models.losses.total import PretrainLossWeights, combine_pretrain_losses
@@ -24,6 +25,7 @@ __all__ = [
     "normalize_prototypes",
     "p2p_loss",
     "prototype_parameters",
+    "saliency_bce",
     "sinkhorn_knopp",
     "swapped_prediction_loss",
     "swav_codes",
