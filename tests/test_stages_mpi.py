@@ -71,17 +71,19 @@ def test_two_rank_cluster_with_saliency_runs_every_step_on_every_rank(tmp_path):
 @pytest.fixture(scope="module")
 def predict_run(tmp_path_factory):
     """A demo validation split and a run holding an untrained fine-tuned segmenter."""
+    from tools.config.loader import save_config
     from tools.engine.checkpoint import save_checkpoint
     from tools.engine.state import model_state
-    from tools.stages.finetune import build_segmenter
+    from tools.networks import build_network
 
     root = tmp_path_factory.mktemp("predict")
     spec = DemoSpec(classes=2, train_per_class=1, val_per_class=3, test_per_class=0, size=40)
     data = generate_demo_dataset(root / "data", spec, progress=False)
     config = load_config("demo", ["finetune.head=progressive"])
     jt.set_global_seed(0)
-    payload = {"model": model_state(build_segmenter(config, 2)), "config": config_to_dict(config)}
+    payload = {"model": model_state(build_network(config, "segmenter", 2)), "config": config_to_dict(config)}
     save_checkpoint(RunLayout.at(root / "run").final_checkpoint("finetune"), payload)
+    save_config(config, RunLayout.at(root / "run").config_file)  # as its first command would have
     return data, root / "run"
 
 

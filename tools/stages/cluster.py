@@ -24,7 +24,6 @@ import numpy as np
 from PIL import Image
 
 from tools.atomic_io import atomic_path, atomic_write_json, atomic_write_text
-from tools.config.loader import config_to_dict, save_config
 from tools.config.schema import LussConfig
 from tools.data.imagenet_s import ImageNetS, Sample
 from tools.data.images import load_rgb_image
@@ -151,10 +150,10 @@ class ClusterStage:
 
     def cluster_net(self):
         """Backbone + ``fbg`` of the trained pixel-attention checkpoint (spec 5.1), in eval mode."""
-        from tools.stages.pixel_attention import build_pixel_attention_net, load_weights
+        from tools.networks import build_network, load_network_weights
 
-        net = build_pixel_attention_net(self.config, heads=False)
-        load_weights(net, self.attention_checkpoint(), drop=("prototypes.", "projection_head."))
+        net = build_network(self.config, "attention_features")
+        load_network_weights(net, "attention->attention_features", self.attention_checkpoint())
         net.eval()
         return net
 
@@ -196,7 +195,7 @@ class ClusterStage:
             )
 
     def step_attention(self, resume: bool) -> dict[str, Any]:
-        from tools.engine.trainer import fit
+        from tools.stages.common import FitStep
         from tools.stages.pixel_attention import PixelAttentionTask
 
         stage_one = self.layout.final_checkpoint("pretrain")
@@ -206,14 +205,19 @@ class ClusterStage:
         use_saliency = self.config.pixel_attention.saliency_weight > 0
         if use_saliency:
             self.require_saliency(self.samples("train"))
-        task = PixelAttentionTask(
-            self.config, self.samples("train"), stage_one, saliency if use_saliency else None
-        )
+        train = self.samples("train")
+
+        def make_task():
+            return PixelAttentionTask(self.config, train, stage_one, saliency if use_saliency else None)
+
         loop = self.config.pixel_attention.loop
-        result = fit(task, loop, self.layout.pixel_attention_dir(), resume, config_to_dict(self.config))
-        if not result.completed:
+        body = FitStep(
+            "pixel_attention", self.layout.pixel_attention_dir(), make_task, self.config, loop, say=self.say
+        )
+        info = body(resume)
+        if info is None:
             raise LussError("pixel attention training stopped before the end; rerun with --resume.")
-        return {"final_checkpoint": str(result.final_checkpoint), "last_metrics": result.last_metrics}
+        return {"final_checkpoint": info["final_checkpoint"], "last_metrics": info["last_metrics"]}
 
     def step_kmeans(self, resume: bool) -> dict[str, Any]:
         from tools.clustering.kmeans import cluster_accuracy, kmeans, normalized_mutual_info
@@ -370,7 +374,14 @@ def run_cluster(
     resume: bool = False,
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run the cluster sub-steps in order, skipping finished ones; ``.done`` once all defaults are done."""
+    """Run the cluster sub-steps in the stage frame, skipping finished ones; ``.done`` once all defaults
+    are done. Every rank runs every step on its shard (k-means and the threshold sweep once, on rank 0)."""
+    from tools.config.run_config import record_run_config
+    from tools.data.validate import require_usable_dataset
+    from tools.engine.precision import stage_precision
+    from tools.runtime import status_line
+    from tools.stages.frame import StageStep, mark_stage_done, run_steps
+
     stage = ClusterStage(config, data_root, run_dir, say)
     layout = stage.layout
     marker = layout.done_marker(STAGE)
@@ -381,32 +392,19 @@ def run_cluster(
     unknown = [s for s in wanted if s not in STEPS]
     if unknown:
         raise LussError(f"unknown cluster step(s) {unknown}; choose from {', '.join(STEPS)}")
-    from tools.data.validate import require_usable_dataset
-    from tools.engine.precision import stage_precision
-    from tools.runtime import status_line
-
     scored = {"kmeans", "labels"} & set(wanted)  # these read validation (k-means accuracy, the t sweep)
     require_usable_dataset(data_root, ["train", "validation"] if scored else ["train"], STAGE, say)
-    world = stage.world
+    record_run_config(layout, config, STAGE)
     loop = config.pixel_attention.loop
     say(f"{status_line(STAGE, loop.batch_size)}, {stage_precision(loop).note}")
-    if world.is_main:
-        save_config(config, layout.config_file)
-    # Every rank runs every step on its shard (k-means and the threshold sweep once, on rank 0); a
-    # barrier ends each step, so no rank starts the next one before every rank's files exist, and
-    # rank 0 alone writes the step's marker after it (then a barrier: all ranks see the same markers).
-    for step in (s for s in STEPS if s in wanted):
-        step_marker = layout.cluster_step_marker(step)
-        if step_marker.is_file():
-            say(f"cluster: step {step} already done ({step_marker}); skipping.")
-            continue
-        say(f"cluster: step {step}")
-        info = getattr(stage, f"step_{step}")(resume)
-        barrier()
-        if world.is_main:
-            atomic_write_json(step_marker, {"step": step, **info})
-        barrier()
-    if world.is_main and all(layout.cluster_step_marker(s).is_file() for s in default_steps(config)):
-        atomic_write_json(marker, {"stage": STAGE, **stage.read_report()})
-    barrier()
+    bodies = {
+        "saliency": stage.step_saliency,
+        "attention": stage.step_attention,
+        "kmeans": stage.step_kmeans,
+        "labels": stage.step_labels,
+    }
+    declared = [StageStep(n, bodies[n], "all", layout.cluster_step_marker(n)) for n in STEPS if n in wanted]
+    run_steps(STAGE, declared, resume, say, stage.world)
+    if all(layout.cluster_step_marker(s).is_file() for s in default_steps(config)):
+        mark_stage_done(marker, {"stage": STAGE, **stage.read_report()}, stage.world)
     return stage.read_report()

@@ -1,15 +1,13 @@
-"""What the training stages share around the engine: the ``.done`` marker, the save-config/fit/mark-done
-frame, the global-batch loader and the multi-crop spec of a crop config."""
+"""What the training stages share around the engine: the fit step of the stage frame and its ``.done``
+record, the global-batch loader and the multi-crop spec of a crop config."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tools.atomic_io import atomic_write_json
-from tools.config.loader import config_to_dict, save_config
+from tools.config.loader import config_to_dict
 from tools.config.schema import CropConfig, LoopConfig, LussConfig
 from tools.data.augment import ColorJitterSpec
 from tools.data.loader import BatchLoader
@@ -18,6 +16,7 @@ from tools.engine.distributed import World
 from tools.engine.trainer import FitResult, TrainTask
 from tools.errors import LussError
 from tools.run_layout import RunLayout
+from tools.stages.frame import read_marker
 
 
 def finished_stage(layout: RunLayout, stage: str, say: Callable[[str], None]) -> FitResult | None:
@@ -25,58 +24,94 @@ def finished_stage(layout: RunLayout, stage: str, say: Callable[[str], None]) ->
     marker = layout.done_marker(stage)
     if not marker.is_file():
         return None
-    done = json.loads(marker.read_text() or "{}")
     say(f"{stage}: already done ({marker}); skipping. Use a new --run to train again.")
+    return fit_result_of(read_marker(marker), layout.final_checkpoint(stage))
+
+
+def fit_result_of(done: dict[str, Any], default_checkpoint: Path) -> FitResult:
+    """The :class:`FitResult` a done-marker records."""
     return FitResult(
-        Path(done.get("final_checkpoint", layout.final_checkpoint(stage))),
+        Path(done.get("final_checkpoint", default_checkpoint)),
         int(done.get("iterations", 0)),
         True,
         dict(done.get("last_metrics", {})),
     )
 
 
-def mark_stage_done(layout: RunLayout, stage: str, result: FitResult, **extra: Any) -> None:
-    """Write ``RUN/<stage>/.done`` (atomically, last) recording the final checkpoint and metrics."""
-    atomic_write_json(
-        layout.done_marker(stage),
-        {
-            "stage": stage,
+class FitStep:
+    """The body of a training :class:`~tools.stages.frame.StageStep`: trains ``make_task()`` with ``loop``
+    into ``out_dir``. It returns the done-marker's content (final checkpoint, iterations, metrics and
+    ``done_extra``), or ``None`` when the training stopped before its end; :attr:`result` keeps the
+    :class:`FitResult`."""
+
+    def __init__(
+        self,
+        stage: str,
+        out_dir: Path,
+        make_task: Callable[[], TrainTask],
+        config: LussConfig,
+        loop: LoopConfig,
+        stop_after_iterations: int | None = None,
+        say: Callable[[str], None] = print,
+        announce: bool = True,
+        **done_extra: Any,
+    ):
+        self.stage, self.out_dir, self.make_task = stage, out_dir, make_task
+        self.announce = announce  # print the device/ranks/precision line first
+        self.config, self.loop, self.stop_after_iterations = config, loop, stop_after_iterations
+        self.say, self.done_extra = say, done_extra
+        self.result: FitResult | None = None
+
+    def __call__(self, resume: bool) -> dict[str, Any] | None:
+        from tools.engine.precision import stage_precision
+        from tools.engine.trainer import fit
+        from tools.runtime import status_line
+
+        loop = self.loop
+        if self.announce:
+            self.say(f"{status_line(self.stage, loop.batch_size)}, {stage_precision(loop).note}")
+        result = fit(
+            self.make_task(),
+            loop,
+            self.out_dir,
+            resume,
+            config_to_dict(self.config),
+            self.stop_after_iterations,
+            say=self.say,
+        )
+        self.result = result
+        if not result.completed:
+            return None
+        return {
+            "stage": self.stage,
             "final_checkpoint": str(result.final_checkpoint),
-            **extra,
+            **self.done_extra,
             "iterations": result.iterations,
             "last_metrics": result.last_metrics,
-        },
-    )
+        }
 
 
 def fit_stage(
     layout: RunLayout,
     stage: str,
-    config: LussConfig,
     make_task: Callable[[], TrainTask],
-    loop: LoopConfig,
+    config: LussConfig,
     resume: bool,
     stop_after_iterations: int | None,
     say: Callable[[str], None] = print,
     **done_extra: Any,
 ) -> FitResult:
-    """Rank 0 writes the resolved config, every rank trains ``make_task()`` with ``loop`` into
-    ``RUN/<stage>/``, and rank 0 marks a completed stage done (``done_extra`` goes into ``.done``)."""
-    from tools.engine.distributed import jittor_world
-    from tools.engine.precision import stage_precision
-    from tools.engine.trainer import fit
-    from tools.runtime import status_line
+    """A one-step stage in the frame: every rank trains ``make_task()`` with ``<stage>.loop`` into
+    ``RUN/<stage>/``; rank 0 writes ``RUN/<stage>/.done`` (``done_extra`` in it) when it completes."""
+    from tools.stages.frame import StageStep, run_steps
 
-    say(f"{status_line(stage, loop.batch_size)}, {stage_precision(loop).note}")
-    world = jittor_world()
-    if world.is_main:
-        save_config(config, layout.config_file)
-    task = make_task()
-    out_dir = layout.stage_dir(stage)
-    result = fit(task, loop, out_dir, resume, config_to_dict(config), stop_after_iterations, say=say)
-    if result.completed and world.is_main:
-        mark_stage_done(layout, stage, result, **done_extra)
-    return result
+    loop = getattr(config, stage).loop
+    out_dir, marker = layout.stage_dir(stage), layout.done_marker(stage)
+    body = FitStep(stage, out_dir, make_task, config, loop, stop_after_iterations, say, **done_extra)
+    steps = run_steps(stage, [StageStep("train", body, "all", marker)], resume, say)
+    if body.result is None:  # the marker appeared meanwhile: another process finished the stage
+        return fit_result_of(steps.info["train"], layout.final_checkpoint(stage))
+    return body.result
 
 
 def global_batch_loader(dataset, stage: str, loop: LoopConfig, world: World, seed: int) -> BatchLoader:

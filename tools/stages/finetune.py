@@ -16,70 +16,20 @@ from typing import Any
 
 import numpy as np
 
+from tools.config.run_config import record_run_config
 from tools.config.schema import LussConfig
 from tools.data.imagenet_s import ImageNetS
 from tools.data.label_codec import IGNORE_ID
 from tools.data.train_semi import labelled_train_semi
 from tools.data.validate import require_usable_dataset
 from tools.engine.trainer import FitResult, StepInfo
-from tools.errors import DatasetError, LussError
+from tools.errors import DatasetError
+from tools.networks import build_network, load_network_weights
 from tools.predict.labels import nearest_resize_labels
 from tools.run_layout import RunLayout
 from tools.stages.common import finished_stage, fit_stage, global_batch_loader
 
 STAGE = "finetune"
-
-
-def backbone_kwargs(config: LussConfig) -> dict[str, Any]:
-    """``create_backbone`` keywords of ``config.model`` (the same ones Stage 1 used)."""
-    m = config.model
-    if m.arch.startswith("sam_"):
-        return {"out_channels": m.adapter_width, "freeze_encoder": m.freeze_encoder}
-    return {}
-
-
-def build_segmenter(
-    config: LussConfig, num_classes: int, freeze_backbone: bool | None = None, head_module=None
-):
-    """The Stage-3/4 network of ``config`` (weights random; load a checkpoint into it); ``head_module``
-    replaces the head ``finetune.head`` names (the distance-matching cosine head)."""
-    from models.segmenter import Segmenter
-
-    f = config.finetune
-    freeze = f.freeze_backbone if freeze_backbone is None else freeze_backbone
-    head = f.head if head_module is None else head_module
-    try:
-        return Segmenter(build_backbone(config), num_classes, head=head, freeze_backbone=freeze)
-    except ValueError as exc:
-        raise LussError(f"model: {exc}") from None
-
-
-def build_backbone(config: LussConfig):
-    """The backbone of ``config.model`` (weights random)."""
-    from models.build import create_backbone
-
-    try:
-        return create_backbone(config.model.arch, **backbone_kwargs(config))
-    except ValueError as exc:
-        raise LussError(f"model: {exc}") from None
-
-
-def load_pretrained_backbone(segmenter, checkpoint: Path) -> None:
-    """Strictly load the ``backbone.*`` weights of a Stage-1 checkpoint into ``segmenter.backbone``."""
-    from tools.engine.checkpoint import load_checkpoint
-    from tools.engine.state import load_model_state
-
-    if not checkpoint.is_file():
-        raise LussError(
-            f"{checkpoint}: the Stage-1 checkpoint is missing. Run `luss pretrain --run RUN --data D` first "
-            "(finetune starts from its backbone)."
-        )
-    state = load_checkpoint(checkpoint)["model"]
-    prefix = "backbone."
-    backbone_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    if not backbone_state:
-        raise LussError(f"{checkpoint}: holds no 'backbone.*' parameters; is it a Stage-1 checkpoint?")
-    load_model_state(segmenter.backbone, backbone_state, str(checkpoint))
 
 
 def downscale_labels(labels: np.ndarray, scale: float) -> np.ndarray:
@@ -156,11 +106,8 @@ def training_labels(config: LussConfig, dataset: ImageNetS, layout: RunLayout):
     """``(samples, label folder, C)`` Stage 3 trains on: every train image with its Stage-2 pseudo-label
     (fully unsupervised), or the train-semi images with their ground-truth masks (semi-supervised;
     the ids are then classes, so ``C`` is the number of classes)."""
-    labels = config.finetune.labels
-    if labels == "pseudo":
+    if config.finetune.labels == "pseudo":
         return dataset.samples("train"), layout.pseudo_label_dir("train"), cluster_count(config, dataset)
-    if labels != "train-semi":
-        raise LussError(f"finetune.labels must be one of {LABEL_SOURCES}, got {labels!r}.")
     samples, label_dir = labelled_train_semi(
         dataset, "The semi-supervised protocol (finetune.labels=train-semi)"
     )
@@ -201,16 +148,16 @@ def run_finetune(
     pairs = PseudoLabelDataset(
         samples, label_dir, num_classes, crop_size=f.crop_size, min_scale=f.min_scale, seed=f.loop.seed
     )
+    record_run_config(layout, config, STAGE)  # validated, before the network is built
     seed_everything(f.loop.seed)  # the head's initial weights are reproducible
-    segmenter = build_segmenter(config, num_classes)
+    segmenter = build_network(config, "segmenter", num_classes)
     pretrained = RunLayout.at(pretrain_run) if pretrain_run is not None else layout
-    load_pretrained_backbone(segmenter, pretrained.final_checkpoint("pretrain"))
+    load_network_weights(segmenter, "pretrain->segmenter", pretrained.final_checkpoint("pretrain"))
     return fit_stage(
         layout,
         STAGE,
-        config,
         lambda: FinetuneTask(config, pairs, segmenter),
-        f.loop,
+        config,
         resume,
         stop_after_iterations,
         say,

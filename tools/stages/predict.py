@@ -55,8 +55,7 @@ def load_segmenter(run_dir: str | Path):
     from tools.config.loader import _build
     from tools.config.schema import LussConfig
     from tools.engine.checkpoint import load_checkpoint
-    from tools.engine.state import load_model_state
-    from tools.stages.finetune import build_segmenter
+    from tools.networks import build_network, load_network_weights
 
     checkpoint = RunLayout.at(run_dir).final_checkpoint("finetune")
     if not checkpoint.is_file():
@@ -73,8 +72,8 @@ def load_segmenter(run_dir: str | Path):
         raise LussError(
             f"{checkpoint}: no classifier weights {exc} for head {config.finetune.head!r}."
         ) from None
-    segmenter = build_segmenter(config, num_classes, freeze_backbone=True)
-    load_model_state(segmenter, state, str(checkpoint))
+    segmenter = build_network(config, "segmenter", num_classes, freeze_backbone=True)
+    load_network_weights(segmenter, "finetune->segmenter", checkpoint, payload)
     segmenter.eval()
     return segmenter
 
@@ -98,9 +97,10 @@ def run_predict(
     ``segmenter`` replaces the network loaded from the run (tests, benchmarks); ``limit`` stops after
     that many new images, as if the run were killed (tests).
     """
-    from tools.engine.distributed import barrier, env_world
+    from tools.engine.distributed import env_world
     from tools.predict.runner import predict_split
     from tools.runtime import status_line
+    from tools.stages.frame import StageStep, run_steps
 
     if split not in SPLITS:
         raise LussError(f"unknown split {split!r}; luss predict runs on {' or '.join(SPLITS)}.")
@@ -115,29 +115,42 @@ def run_predict(
     out_dir = layout.predict_dir(split)
     if limit is not None:
         dataset = _Limited(dataset, split, out_dir, limit, overwrite)
-    summary = predict_split(net, dataset, split, out_dir, options, world, progress)
-    say(
-        f"predict {split}: {summary.written} written, {summary.skipped} already done, "
-        f"{summary.images_per_second:.2f} img/s -> {out_dir}"
-    )
     provenance = run_provenance(layout, config)
-    if world.is_main:
+    done: dict[str, object] = {}
+
+    def predict_images(resume: bool) -> dict:
+        done["summary"] = summary = predict_split(net, dataset, split, out_dir, options, world, progress)
+        say(
+            f"predict {split}: {summary.written} written, {summary.skipped} already done, "
+            f"{summary.images_per_second:.2f} img/s -> {out_dir}"
+        )
+        return {}
+
+    def record_provenance(resume: bool) -> dict:
         write_provenance(out_dir, provenance)
-    barrier()  # under mpirun: every shard's PNGs exist before rank 0 matches and scores
-    if split != "validation" or not score or limit is not None:
-        return PredictOutcome(summary, out_dir, None, None)
-    result = match_path = None
-    if world.is_main:
+        return {}
+
+    def match(resume: bool) -> dict:
         missing = [s for s in ImageNetS(data_root).samples(split) if not (out_dir / s.png_name()).is_file()]
         if missing:  # only when shards were launched by hand (--rank), not under one mpirun
             say(f"{len(missing)} PNGs are still missing (other shards?); run again to write match.json.")
         else:
             identity = provenance.protocol == "semi"  # trained on class ids: nothing to match
-            result, match_path = match_and_score(layout, data_root, split, workers, progress, identity)
-    barrier()  # match.json exists on every rank when this returns
-    if not world.is_main and layout.match_file(STAGE, split).is_file():
-        match_path = layout.match_file(STAGE, split)
-    return PredictOutcome(summary, out_dir, match_path, result)
+            done["score"], done["match"] = match_and_score(
+                layout, data_root, split, workers, progress, identity
+            )
+        return {}
+
+    # Every rank predicts its shard; rank 0 then records the protocol and, on validation, matches and
+    # scores once every shard's PNGs exist (the frame's barrier after each step).
+    steps = [StageStep("images", predict_images), StageStep("provenance", record_provenance, "main")]
+    if split == "validation" and score and limit is None:
+        steps.append(StageStep("match", match, "main"))
+    run_steps(f"predict {split}", steps, resume=True, say=say, world=world)
+    match_path = done.get("match")
+    if match_path is None and len(steps) == 3 and layout.match_file(STAGE, split).is_file():
+        match_path = layout.match_file(STAGE, split)  # other ranks: rank 0 wrote it before the barrier
+    return PredictOutcome(done["summary"], out_dir, match_path, done.get("score"))
 
 
 def run_provenance(layout: RunLayout, config: PredictConfig) -> Provenance:
