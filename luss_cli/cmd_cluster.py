@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from luss_cli.echo import echo, echo_err
-from luss_cli.options import overrides_option, preset_option
+from luss_cli.options import overrides_option, path_override, preset_option
 
 STEP_CHOICES = ["saliency", "attention", "kmeans", "labels"]
 
@@ -69,19 +69,22 @@ def cluster(
     \b
     Example (CPU, minutes):
       luss pretrain --preset demo --data data/demo --run runs/demo
-      luss cluster --preset demo --data data/demo --run runs/demo
+      luss cluster --data data/demo --run runs/demo        # the run's config (RUN/config.yaml)
       # MaskCut saliency maps from your own DINO ViT (any checkpoint of facebookresearch/dino):
-      luss cluster --preset demo --data data/demo --run runs/demo --step saliency \
+      luss cluster --data data/demo --run runs/demo --step saliency \
         --dino-checkpoint dino_deitsmall16_pretrain.pth
     """
-    from tools.config.loader import load_config
+    from tools.config.run_config import resolve_run_config
     from tools.run_lock import run_lock
     from tools.stages.cluster import run_cluster
 
-    config = load_config(preset, overrides)
+    dino = []
     if dino_checkpoint is not None:
-        config.cluster.saliency.features = "dino"
-        config.cluster.saliency.dino_checkpoint = str(dino_checkpoint)
+        dino = [
+            "cluster.saliency.features=dino",
+            path_override("cluster.saliency.dino_checkpoint", dino_checkpoint),
+        ]
+    config = resolve_run_config(run_dir, "cluster", preset, [*overrides, *dino])
     with run_lock(run_dir, "cluster"):
         report = run_cluster(config, data, run_dir, steps=steps or None, resume=resume, say=echo_err)
     if "cluster_accuracy" in report:

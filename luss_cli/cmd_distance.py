@@ -45,7 +45,11 @@ from luss_cli.echo import echo
 @click.option(
     "--temperature", "t", default=0.07, type=click.FloatRange(min=0.0, min_open=True), help="K-NN T."
 )
-@click.option("--preset", default=None, help="Config for the backbone and resizing; default RUN/config.yaml.")
+@click.option(
+    "--preset",
+    default=None,
+    help="Config (backbone, resizing) of a NEW run; default: RUN/config.yaml (or --pretrain-from's).",
+)
 @click.option("--overwrite", is_flag=True, help="Recompute the embeddings and every prediction.")
 @click.option("--workers", default=0, type=click.IntRange(min=0), help="Scoring processes; 0 = all CPUs.")
 def distance(
@@ -77,15 +81,11 @@ def distance(
     """
     from rich.console import Console
 
-    from tools.config.loader import load_config
+    from tools.config.run_config import resolve_run_config
     from tools.evaluation import print_score_table
-    from tools.run_layout import RunLayout
     from tools.stages.distance import DistanceOptions, run_distance
 
-    layout = RunLayout.at(run_dir)
-    source = RunLayout.at(pretrain_from) if pretrain_from else layout
-    base = preset or (str(source.config_file) if source.config_file.is_file() else "demo")
-    config = load_config(base, [])
+    config = resolve_run_config(run_dir, "distance", preset, (), base_run=pretrain_from)
     outcome = run_distance(
         config, data, run_dir, split, DistanceOptions(k, t), pretrain_from, overwrite, workers, say=echo
     )

@@ -43,7 +43,8 @@ from luss_cli.options import overrides_option, preset_option
 @click.option(
     "--pretrain-from",
     type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="Take the Stage-1 backbone from this run's pretrain/ (e.g. a semi run next to an unsupervised one).",
+    help="Take the Stage-1 backbone from this run's pretrain/ (e.g. a semi run next to an unsupervised one); "
+    "a new --run then starts from that run's config.",
 )
 @overrides_option("--set finetune.loop.epochs=2 --set finetune.head=last_layer")
 def finetune(
@@ -58,8 +59,7 @@ def finetune(
     """Train the segmenter on the pseudo-labels of `luss cluster` (Stage 3).
 
     \b
-      luss finetune --data D --run RUN                          # demo preset
-      luss finetune --preset luss50-sampass --data D --run RUN
+      luss finetune --data D --run RUN                          # the run's config (RUN/config.yaml)
       luss finetune --data D --run RUN --set finetune.freeze_backbone=false   # PASS: tune everything
       luss finetune --data D --run RUN-semi --pretrain-from RUN --labels train-semi   # semi protocol
 
@@ -76,12 +76,13 @@ def finetune(
     images per class of DATA/train-semi/ and their masks instead; no Stage 2 is needed, the
     predictions are class ids (match.json is the identity) and `luss pack --protocol semi` packs them.
     """
-    from tools.config.loader import load_config
+    from tools.config.run_config import resolve_run_config
     from tools.run_lock import run_lock
     from tools.stages.finetune import run_finetune
 
     label_override = [f"finetune.labels={labels}"] if labels else []
-    config = load_config(preset, [*overrides, *label_override])
+    sets = [*overrides, *label_override]
+    config = resolve_run_config(run_dir, "finetune", preset, sets, base_run=pretrain_from)
     with run_lock(run_dir, "finetune"):
         result = run_finetune(config, data, run_dir, resume=resume, say=echo, pretrain_run=pretrain_from)
     if not result.completed:

@@ -93,15 +93,13 @@ def predict(
 
     from rich.console import Console
 
-    from tools.config.loader import load_config
+    from tools.config.run_config import load_run_config, resolve_run_config
     from tools.evaluation import print_score_table
-    from tools.run_layout import RunLayout
     from tools.run_lock import run_lock
     from tools.stages.predict import run_predict
 
-    layout = RunLayout.at(run_dir)
-    base = str(layout.config_file) if layout.config_file.is_file() else "demo"
-    config = load_config(base, list(overrides)).predict
+    load_run_config(run_dir, "predict")  # a run without a config has no network to predict with
+    config = resolve_run_config(run_dir, "predict", None, overrides).predict
     changes = {"short_side": short_side, "max_res": max_res, "flip_tta": flip_tta}
     config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
     with run_lock(run_dir, f"predict --split {split}"):

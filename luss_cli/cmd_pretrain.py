@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from luss_cli.echo import echo, echo_err
-from luss_cli.options import overrides_option, preset_option
+from luss_cli.options import overrides_option, path_override, preset_option
 
 
 @click.command(
@@ -56,13 +56,12 @@ def pretrain(
       luss demo-data data/demo
       luss pretrain --preset demo --data data/demo --run runs/demo
     """
-    from tools.config.loader import load_config
+    from tools.config.run_config import resolve_run_config
     from tools.run_lock import run_lock
     from tools.stages.pretrain import run_pretrain
 
-    config = load_config(preset, overrides)
-    if sam_checkpoint is not None:
-        config.model.sam_checkpoint = str(sam_checkpoint)
+    sam = [path_override("model.sam_checkpoint", sam_checkpoint)] if sam_checkpoint is not None else []
+    config = resolve_run_config(run_dir, "pretrain", preset, [*overrides, *sam])
     loop = config.pretrain.loop
     echo_err(
         f"pretrain: preset {config.preset}, {config.model.arch}, {loop.epochs} epochs, "

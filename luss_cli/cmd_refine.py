@@ -46,6 +46,16 @@ def generator_options(func: Callable) -> Callable:
     )(func)
 
 
+def run_refine_defaults(run_dir: Path):
+    """The ``refine`` section of the run's config (``RefineConfig()`` for a run without one)."""
+    from tools.config.run_config import read_run_config
+    from tools.config.schema import RefineConfig
+    from tools.run_layout import RunLayout
+
+    saved = read_run_config(RunLayout.at(run_dir))
+    return saved.refine if saved is not None else RefineConfig()
+
+
 def build_generator_config(values: dict[str, Any], point_grids: Path | None) -> GeneratorConfig:
     import numpy as np
 
@@ -93,23 +103,26 @@ def build_generator_config(values: dict[str, Any], point_grids: Path | None) -> 
     help="Official SAM weights, e.g. sam_vit_b_01ec64.pth. Only read when a mask is not cached yet.",
 )
 @click.option(
-    "--model-type", type=click.Choice(["vit_b", "vit_l", "vit_h"]), default="vit_b", show_default=True
+    "--model-type",
+    type=click.Choice(["vit_b", "vit_l", "vit_h"]),
+    default=None,
+    help="SAM variant of --sam-checkpoint. Default: refine.model_type of the run's config (vit_b).",
 )
 @click.option(
     "--mode",
     type=click.Choice(VOTE_MODES),
-    default="original",
-    show_default=True,
-    help="original: every mask votes on the unrefined prediction (order-independent; larger masks painted "
+    default=None,
+    help="Default: refine.vote_mode of the run's config (original). original: every mask votes on the "
+    "unrefined prediction (order-independent; larger masks painted "
     "first). sampass: in place, masks by predicted IoU descending, as SAMPASS test.py.",
 )
 @click.option(
     "--background",
     "background_policy",
     type=click.Choice(BACKGROUND_POLICIES),
-    default="erase",
-    show_default=True,
-    help="erase: a mask whose majority is background becomes background (reference). protect: it never "
+    default=None,
+    help="Default: refine.background of the run's config (erase). erase: a mask whose majority is "
+    "background becomes background (reference). protect: it never "
     "turns foreground of the raw prediction into background.",
 )
 @click.option("--revote", is_flag=True, help="Re-vote every image (from cached masks) even if up to date.")
@@ -127,9 +140,9 @@ def refine(
     data: Path,
     split: str,
     sam_checkpoint: Path,
-    model_type: str,
-    mode: str,
-    background_policy: str,
+    model_type: str | None,
+    mode: str | None,
+    background_policy: str | None,
     revote: bool,
     recompute_masks: bool,
     device: str,
@@ -162,6 +175,10 @@ def refine(
     from tools.run_lock import run_lock
     from tools.runtime import format_status
 
+    defaults = run_refine_defaults(run_dir)
+    model_type = model_type or defaults.model_type
+    mode = mode or defaults.vote_mode
+    background_policy = background_policy or defaults.background
     config = build_generator_config(generator_values, point_grids)
     env = env_world()
     world = World(env.rank if rank is None else rank, env.size if world_size is None else world_size)

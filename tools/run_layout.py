@@ -1,7 +1,8 @@
 """Where every stage of a run reads and writes. One place, so no module string-joins run paths.
 
 ```
-RUN/config.yaml                    resolved config of the last command
+RUN/config.yaml                    the run's resolved config (written by its first command)
+RUN/config-history.jsonl           who created it and every later --set change (luss report shows it)
 RUN/pretrain/  RUN/cluster/  RUN/finetune/          training stages (checkpoints, metrics.jsonl)
 RUN/predict/<split>/<wnid>/<stem>.png              raw network predictions (+ match.json on validation)
 RUN/refine/<split>/<wnid>/<stem>.png               SAM-voted predictions (+ match.json on validation)
@@ -38,6 +39,10 @@ class RunLayout:
     @property
     def config_file(self) -> Path:
         return self.root / "config.yaml"
+
+    @property
+    def config_history_file(self) -> Path:
+        return self.root / "config-history.jsonl"
 
     @property
     def ladder_file(self) -> Path:

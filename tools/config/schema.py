@@ -113,9 +113,9 @@ class PixelAttentionConfig:
 @dataclass
 class SaliencyConfig:
     enabled: bool = False
-    features: str = "backbone"  # backbone | sam | dino
+    features: Literal["backbone", "sam", "dino"] = "backbone"
     dino_checkpoint: str | None = None  # DINO *_pretrain.pth or training checkpoint.pth (features: dino)
-    dino_weights: str = "teacher"  # teacher | student: which network of a DINO training checkpoint
+    dino_weights: Literal["teacher", "student"] = "teacher"  # which network of a DINO training checkpoint
     image_size: int = 480
     num_masks: int = 3
     tau: float = 0.6
@@ -139,14 +139,14 @@ class ClusterConfig:
 @dataclass
 class FinetuneConfig:
     loop: LoopConfig = field(default_factory=LoopConfig)
-    head: str = "progressive"  # progressive (SAMPASS up1/up2) | last_layer (PASS)
+    head: Literal["progressive", "last_layer"] = "progressive"  # SAMPASS up1/up2 | PASS 1x1 conv
     freeze_backbone: bool = True
     crop_size: int = 224
     min_scale: float = 0.08
     label_scale: float = 0.5
     # pseudo: the Stage-2 pseudo-labels (fully unsupervised); train-semi: the 1 % ground-truth masks of
     # DATA/train-semi (the semi-supervised protocol; `luss finetune --labels train-semi`)
-    labels: str = "pseudo"
+    labels: Literal["pseudo", "train-semi"] = "pseudo"
 
 
 @dataclass
@@ -159,9 +159,14 @@ class PredictConfig:
 
 @dataclass
 class RefineConfig:
-    model_type: str = "vit_b"
-    vote_mode: str = "original"
-    background_may_erase: bool = False
+    """``luss refine`` defaults (its CLI flags override them): the SAM variant of ``--sam-checkpoint``, the
+    vote (``original``: every mask votes on the raw prediction; ``sampass``: in place, by predicted IoU)
+    and the background policy (``erase``: a mask whose majority is background becomes background, as the
+    references; ``protect``: it never erases foreground)."""
+
+    model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_b"
+    vote_mode: Literal["original", "sampass"] = "original"
+    background: Literal["erase", "protect"] = "erase"
 
 
 @dataclass

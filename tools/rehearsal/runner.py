@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,24 +72,40 @@ def mpirun_prefix(ranks: int) -> list[str]:
     return cmd
 
 
+def owned_sets(overrides: Sequence[str]) -> dict[str, list[str]]:
+    """``--set`` arguments per command: each override goes to the command owning its section."""
+    from tools.config.run_config import OWNED_SECTIONS
+
+    out: dict[str, list[str]] = {command: [] for command in OWNED_SECTIONS}
+    for item in overrides:
+        section = item.split(".", 1)[0]
+        command = next(c for c, owned in OWNED_SECTIONS.items() if section in owned)
+        out[command] += ["--set", item]
+    return out
+
+
 def pipeline_steps(plan: PipelinePlan, launch: list[str]) -> list[tuple[str, list[str]]]:
     """``(name, argv)`` of every stage, Stage 1 to ``pack --check``; ``launch`` prefixes the Jittor stages."""
     data, run = str(plan.data), str(plan.run)
-    common = ["--preset", plan.preset, "--data", data, "--run", run]
-    sets = [a for o in plan.overrides for a in ("--set", o)]
+    common = ["--data", data, "--run", run]
     sam = ["--sam-checkpoint", str(plan.sam_checkpoint)] if plan.sam_checkpoint else []
     dino = ["--dino-checkpoint", str(plan.dino_checkpoint)] if plan.dino_checkpoint else []
     staged = [*launch, *LUSS]
+    # As a user runs it: the first command names the preset; later ones read RUN/config.yaml and each
+    # --set goes to the command that owns its section (recorded in RUN/config-history.jsonl).
+    sets = owned_sets(plan.overrides)
     steps = [
-        ("pretrain", [*staged, "pretrain", *common, *sets, *sam, "--resume"]),
-        ("cluster", [*staged, "cluster", *common, *sets, *dino, "--resume"]),
-        ("finetune", [*staged, "finetune", *common, *sets, "--resume"]),
+        (
+            "pretrain",
+            [*staged, "pretrain", "--preset", plan.preset, *common, *sets["pretrain"], *sam, "--resume"],
+        ),
+        ("cluster", [*staged, "cluster", *common, *sets["cluster"], *dino, "--resume"]),
+        ("finetune", [*staged, "finetune", *common, *sets["finetune"], "--resume"]),
     ]
     splits = ("test", "validation")
     for split in splits:
-        steps.append(
-            (f"predict {split}", [*staged, "predict", "--run", run, "--data", data, "--split", split])
-        )
+        predict = ["predict", "--run", run, "--data", data, "--split", split, *sets["predict"]]
+        steps.append((f"predict {split}", [*staged, *predict]))
     pred_root = plan.run / "predict"
     if plan.refine:
         if not sam:
@@ -153,9 +169,11 @@ def rehearse(
     SAM presets also run SAM voting (``refine``, the slowest CPU step: a full ViT-B at 1024 px per image)
     and pack its output; ``refine=False`` packs the raw predictions instead.
     """
+    from models.build import arch_spec
+
     config = load_config(preset)
     weights = work / "weights"
-    sam = config.model.arch.startswith("sam_")
+    sam = arch_spec(config.model.arch).sam
     saliency = config.cluster.saliency
     plan = PipelinePlan(
         preset=preset,

@@ -18,7 +18,7 @@ from tools.data.imagenet_s import ImageNetS
 from tools.engine.skipped_images import read_skipped
 from tools.report import plots
 from tools.report.headline import headline_html
-from tools.report.html_parts import image, key_value_table, note
+from tools.report.html_parts import grid_table, image, key_value_table, note
 from tools.run_layout import RunLayout
 
 TRAINING_STAGES = ("pretrain", "cluster/pixel_attention", "finetune")
@@ -121,6 +121,24 @@ def _per_class_section(scored: dict) -> str:
     return "<h2>Per-class IoU</h2>" + image(plots.per_class_iou(names, series), "per-class IoU")
 
 
+def _config_history(layout: RunLayout) -> str:
+    """Who created the run's config and every later ``--set`` change (``RUN/config-history.jsonl``)."""
+    from tools.config.run_config import read_config_history
+
+    history = read_config_history(layout)
+    if not history:
+        return note("No RUN/config-history.jsonl (a run made before luss kept one).")
+    rows = []
+    for entry in history:
+        if entry.get("created"):
+            what = f"created from preset {entry.get('preset')}"
+        else:
+            what = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in entry.get("changes", {}).items())
+        sets = " ".join(f"--set {s}" for s in entry.get("sets", []))
+        rows.append([str(entry.get("time", "")), str(entry.get("command", "")), what, sets])
+    return "<h3>History</h3>" + grid_table(["time", "command", "what changed", "flags"], rows)
+
+
 def write_run_report(
     run_dir: str | os.PathLike[str], data_root: str | os.PathLike[str], workers: int = 0
 ) -> Path:
@@ -139,7 +157,8 @@ def write_run_report(
         _skipped_section(layout),
         _cluster_section(layout),
         _per_class_section(scored),
-        f"<details><summary><h2>Resolved config</h2></summary><pre>{html.escape(config)}</pre></details>",
+        f"<details><summary><h2>Resolved config</h2></summary>{_config_history(layout)}"
+        f"<pre>{html.escape(config)}</pre></details>",
     ]
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>luss report</title><style>{STYLE}</style>"
