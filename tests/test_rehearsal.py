@@ -13,9 +13,11 @@ import pytest
 from PIL import Image
 
 from tools.config.loader import load_config
+from tools.config.run_config import OWNED_SECTIONS, flat_items, read_config_history, read_run_config
 from tools.rehearsal.dataset import ODD_SIZES, odd_sized_dataset
 from tools.rehearsal.runner import format_table, rehearse
 from tools.rehearsal.shrink import shrink_overrides
+from tools.run_layout import RunLayout
 
 pytestmark = [pytest.mark.slow, pytest.mark.jittor]
 
@@ -64,5 +66,21 @@ def test_preset_rehearsal_reaches_a_checked_zip(preset, odd_data, tmp_path):
     assert "match.json" in names and "method.txt" in names
     assert sum(n.endswith(".png") for n in names) == len(list(odd_data.glob("test/*/*.JPEG")))
     assert [s.stage for s in result.stages][-1] == "pack --check"
+    _check_the_run_kept_its_config(preset, tmp_path / preset / "run")
     print(f"\n{format_table([result])}")
     shutil.rmtree(tmp_path)  # the SAM rehearsal leaves about 4 GB of checkpoints and weights
+
+
+def _check_the_run_kept_its_config(preset: str, run):
+    """Later stages ran without --preset: they used the run's config, and changed only their own
+    sections, each change recorded in RUN/config-history.jsonl."""
+    layout = RunLayout.at(run)
+    sets = shrink_overrides(preset)
+    saved = read_run_config(layout)
+    assert flat_items(saved) == flat_items(load_config(preset, sets))
+    history = read_config_history(layout)
+    assert history[0]["command"] == "pretrain" and history[0]["created"] and history[0]["preset"] == preset
+    for entry in history[1:]:
+        owned = OWNED_SECTIONS[entry["command"]]
+        assert entry["changes"] and all(key.split(".")[0] in owned for key in entry["changes"])
+    assert {e["command"] for e in history[1:]} <= {"cluster", "finetune", "predict"}

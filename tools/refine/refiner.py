@@ -242,26 +242,39 @@ def score_refined_split(
     """After :func:`refine_split` on every rank: wait for all (under mpirun), then rank 0 alone matches
     and scores the whole validation split; ``match.json`` exists on every rank when this returns."""
     from tools.engine.distributed import barrier
+    from tools.stages.frame import StageStep, run_steps
 
     world = world or World(0, 1)
-    barrier()
-    result = None
-    if split == "validation" and world.is_main:
-        missing = missing_outputs(data, split, layout)
-        if missing:  # shards launched by hand (--rank/--world-size), not under one mpirun
-            (console or Console()).print(
-                f"[yellow]{len(missing)} refined PNGs are still missing (other shards?); scoring skipped. "
-                "Run this command again once every shard is done: up-to-date images are skipped.[/]"
-            )
-        else:
-            from tools.evaluation import save_match_file, score_predictions
+    barrier()  # every rank's votes are written
+    scored: dict[str, object] = {}
 
-            result = score_predictions(layout.refine_dir(split), data, split, match=None, workers=workers)
-            save_match_file(layout.match_file("refine", split), result.match)
-    barrier()
+    def score(resume: bool) -> dict:
+        scored["result"] = match_and_score_refined(data, split, layout, workers, console)
+        return {}
+
+    steps = [StageStep("score", score, "main")] if split == "validation" else []
+    run_steps(f"refine {split}", steps, resume=True, say=lambda m: None, world=world)
+    result = scored.get("result")
     match = layout.match_file("refine", split)
     written = split == "validation" and match.is_file() and (result is not None or not world.is_main)
     return RefineScore(match if written else None, result)
+
+
+def match_and_score_refined(data: ImageNetS, split: str, layout: RunLayout, workers: int, console):
+    """Rank 0: Hungarian match + scores of the whole refined split, ``match.json`` written; ``None``
+    (said) while shards launched by hand still miss PNGs."""
+    missing = missing_outputs(data, split, layout)
+    if missing:  # shards launched by hand (--rank/--world-size), not under one mpirun
+        (console or Console()).print(
+            f"[yellow]{len(missing)} refined PNGs are still missing (other shards?); scoring skipped. "
+            "Run this command again once every shard is done: up-to-date images are skipped.[/]"
+        )
+        return None
+    from tools.evaluation import save_match_file, score_predictions
+
+    result = score_predictions(layout.refine_dir(split), data, split, match=None, workers=workers)
+    save_match_file(layout.match_file("refine", split), result.match)
+    return result
 
 
 def summary_dict(summary: RefineSummary) -> dict:
