@@ -39,13 +39,13 @@ def main() -> None:
     # The same synthetic photos as bench_data.py (bench/ is on sys.path when run as a script).
     from bench_data import write_images
 
+    from tools.clustering.embed import dense_labels, embed_samples
     from tools.clustering.kmeans import kmeans
     from tools.config.loader import load_config
     from tools.data.imagenet_s import Sample
     from tools.data.images import load_rgb_image
     from tools.data.label_codec import write_label_png
     from tools.networks import build_network
-    from tools.stages.cluster import dense_labels, embed_samples
 
     config = load_config("demo")
     net = build_network(config, "attention_features")

@@ -189,8 +189,8 @@ def test_saliency_step_feeds_the_attention_loss(tmp_path):
 def test_dense_labels_take_odd_image_sizes_with_any_backbone(arch, size):
     """ImageNet-like sizes give sides that are no multiple of the ViT patch (500x375 at a shorter side of
     40 -> 53x40; 29x17 -> 40x68): the input is padded to the patch and the features cropped back."""
+    from tools.clustering.embed import dense_labels, unit_rows
     from tools.networks import build_network
-    from tools.stages.cluster import dense_labels, unit_rows
 
     config = tiny_config()
     config.model.arch, config.model.adapter_width = arch, 16
