@@ -3,7 +3,8 @@ killed-and-rerun stage against an uninterrupted run of the same seed.
 
 PNGs, JSON, text and zips must match byte for byte (a zip member by member), ``.npy``/``.npz`` arrays
 exactly, checkpoints tensor by tensor; only wall-clock facts are left out: the ``saved_at`` stamp of a
-checkpoint, timing keys and the ``written`` count of a step's marker in JSON files, and ``metrics.jsonl``
+checkpoint, timing keys and the ``written`` count of a step's marker in JSON (and JSON-lines) files, and
+``metrics.jsonl``
 (img/s, and after a kill the epochs that ran
 twice). A file on one side only (a leftover ``.tmp`` or ``.lock``, a missing output) is a difference.
 """
@@ -63,6 +64,13 @@ def _same_file(rel: str, a: Path, b: Path) -> list[str]:
     elif a.suffix == ".json" or a.name == ".done" or a.name.endswith(".done"):
         if _drop_clock(json.loads(a.read_text())) != _drop_clock(json.loads(b.read_text())):
             found.append(f"{rel}: JSON differs")
+    elif a.suffix == ".jsonl":  # one JSON record per line (RUN/config-history.jsonl)
+        lines_a, lines_b = (
+            [_drop_clock(json.loads(line)) for line in p.read_text().splitlines() if line.strip()]
+            for p in (a, b)
+        )
+        if lines_a != lines_b:
+            found.append(f"{rel}: JSON lines differ")
     elif a.suffix in (".npy", ".npz"):
         xa, xb = np.load(a), np.load(b)
         if a.suffix == ".npy":

@@ -196,7 +196,7 @@ def _append_history(
     changes: dict[str, tuple[Any, Any]] | None = None,
 ) -> None:
     entry: dict[str, Any] = {
-        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
         "preset": preset,
         "sets": list(overrides),

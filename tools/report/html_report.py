@@ -135,7 +135,7 @@ def _config_history(layout: RunLayout) -> str:
         else:
             what = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in entry.get("changes", {}).items())
         sets = " ".join(f"--set {s}" for s in entry.get("sets", []))
-        rows.append([str(entry.get("time", "")), str(entry.get("command", "")), what, sets])
+        rows.append([str(entry.get("saved_at", "")), str(entry.get("command", "")), what, sets])
     return "<h3>History</h3>" + grid_table(["time", "command", "what changed", "flags"], rows)
 
 
