@@ -6,15 +6,17 @@ Readers: ``luss``'s own :func:`tools.checkpoints.torch_zip.load_torch_checkpoint
 unpickler; tensors become numpy arrays) and Jittor's ``jittor_utils.load_pytorch`` (what ``jt.load``
 calls for ``.pth``/``.pt``/``.bin``; tensors become ``jt.Var``). A PyTorch process first writes the
 checkpoints of ``bench/checkpoint_cases.py`` (SAM ViT-B 375 MB, DINO ViT-S/16 in fp32, fp16 and bf16,
-DINO's training ``checkpoint.pth`` of about 705 MB, tensor views, every integer dtype, two pickles that
-run ``os.system``) into a temporary folder, with a digest of every tensor. Then each load runs in a
-fresh process (no torch imported): load seconds (the median of ``--repeats`` processes; page cache
-warm), peak RSS increase during the load (``VmHWM`` after resetting it through ``/proc/self/clear_refs``),
-RSS still held once loaded, whether every tensor is bit-exact with the torch tensor (same shape and
-bytes; fp16/bf16 also count as exact when widened to float32 exactly), the output dtypes, the other
-entries (ints, floats, strings, ``argparse.Namespace``), and for the malicious files whether the pickled
-code ran (its marker file appears). Jittor's lazy vars are synced inside the timed load. Prints one
-table; deletes the folder (about 1.3 GB) at the end, also on an error. Never fails on time.
+DINO's training ``checkpoint.pth`` of about 705 MB, tensor views, every integer dtype, a storage with
+one flipped byte, two pickles that run ``os.system``) into a temporary folder, with a digest of every
+tensor. Then each load runs in a fresh process (no torch imported; the readers alternate): load
+seconds (the median of ``--repeats`` processes; page cache warm), peak RSS increase during the load
+(``VmHWM`` after resetting it through ``/proc/self/clear_refs``), RSS still held once loaded, whether
+every tensor is bit-exact with the torch tensor (same shape and bytes; fp16/bf16 also count as exact
+when widened to float32 exactly), the output dtypes, the other entries (ints, floats, strings,
+``argparse.Namespace``), and for the files a reader must refuse whether it did: the flipped byte (or
+were tensors silently wrong?), the pickles (or did the code run: its marker file appears?). Jittor's
+lazy vars are synced inside the timed load. Prints one table; deletes the folder (about 1.3 GB) at
+the end, also on an error. Never fails on time.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from checkpoint_cases import CASES, MARKER, Case  # noqa: E402
+
+from tools.progress import progress_bar  # noqa: E402
 
 READERS = ("luss torch_zip", "jittor load_pytorch")
 RESULT = "RESULT "  # a child's result line on stdout (Jittor may print other lines)
@@ -194,9 +198,11 @@ def part_load(reader: str, path: str) -> dict:
     try:
         obj = load(path)
     except Exception as exc:  # the outcome to report: refused, or failed
-        text = str(exc).strip().splitlines()
-        return {"error": f"{type(exc).__name__}: {text[0][:160] if text else ''}"}
+        message = str(exc).strip().replace(f"{path}: ", "").replace(path, Path(path).name)
+        return {"error": type(exc).__name__, "message": message}
     seconds = time.perf_counter() - start
+    if obj is None:
+        return {"error": "None", "message": "the reader returned None instead of the checkpoint"}
     peak_mib = (_status_kib("VmHWM") - before) / 1024
     held_mib = (_status_kib("VmRSS") - before) / 1024
     return {
@@ -224,29 +230,52 @@ def _child(args: list[str], timeout: float = 900) -> dict:
 def _describe_differ(result: dict) -> str:
     text = f"{result['exact']}/{result['tensors']}"
     if result["differ"]:
-        shown = ", ".join(k.lstrip("/") for k in result["differ"][:3])
-        text += f" (differ: {shown}{', ...' if len(result['differ']) > 3 else ''})"
+        more = f" and {len(result['differ']) - 1} more" if len(result["differ"]) > 1 else ""
+        text += f" (not: {result['differ'][0].lstrip('/')}{more})"
     return text
 
 
-def measure_case(case: Case, reader: str, folder: Path, reference: dict, repeats: int) -> list[str]:
-    """One table row: ``[reader, load s, peak, held, tensors exact, dtypes, others, outcome]``."""
-    path = str(folder / case.file)
+def _short(message: str, limit: int = 70) -> str:
+    line = message.splitlines()[0] if message else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def load_runs(folder: Path, repeats: int) -> dict[tuple[str, str], list[dict]]:
+    """``{(case file, reader): child results}``; the readers alternate, one fresh process per load."""
+    runs: dict[tuple[str, str], list[dict]] = {}
     marker = folder / MARKER
+    with progress_bar("loads", sum(1 if c.refuse else repeats for c in CASES) * len(READERS)) as advance:
+        for case in CASES:
+            for _ in range(1 if case.refuse else repeats):
+                for reader in READERS:
+                    marker.unlink(missing_ok=True)
+                    result = _child(["load", reader, str(folder / case.file)])
+                    result["ran_code"] = marker.exists()
+                    runs.setdefault((case.file, reader), []).append(result)
+                    advance(1)
     marker.unlink(missing_ok=True)
-    runs = [_child(["load", reader, path]) for _ in range(1 if case.malicious else repeats)]
-    ran_code = marker.exists()
-    marker.unlink(missing_ok=True)
-    first = runs[0]
-    if case.malicious:
-        if ran_code:
-            outcome = "[red]loaded: the pickled code RAN (marker written)[/red]"
-        else:
-            outcome = f"[green]refused, no code ran[/green] ({first.get('error', 'loaded')})"
-        return [reader, "-", "-", "-", "-", "-", "-", outcome]
+    return runs
+
+
+def _refusal(case: Case, first: dict, reference: dict) -> str:
+    if first["ran_code"]:
+        return "[red]the pickled code RAN (its marker file was written)[/red]"
     if "error" in first:
-        return [reader, "-", "-", "-", "-", "-", "-", f"[red]failed[/red]: {first['error']}"]
-    result = compare(reference[case.file], first["digest"])
+        return f"[green]refused[/green]: {first['error']}: {_short(first['message'])}"
+    if case.refuse == "corrupt":
+        wrong = compare(reference, first["digest"])["differ"]
+        return f"[red]loaded without an error: {len(wrong)} tensor(s) silently wrong[/red]"
+    return "[yellow]loaded without an error, but its code did not run[/yellow]"
+
+
+def case_row(case: Case, reader: str, runs: list[dict], reference: dict) -> list[str]:
+    """One table row: ``[reader, load s, peak, held, tensors exact, dtypes, others, outcome]``."""
+    first, blank = runs[0], ["-"] * 6
+    if case.refuse:
+        return [reader, *blank, _refusal(case, first, reference)]
+    if "error" in first:
+        return [reader, *blank, f"[red]failed[/red]: {first['error']}: {_short(first['message'])}"]
+    result = compare(reference, first["digest"])
     seconds = statistics.median(r["seconds"] for r in runs)
     peak = statistics.median(r["peak_mib"] for r in runs)
     held = statistics.median(r["held_mib"] for r in runs)
@@ -283,28 +312,26 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tools.progress import progress_bar
-
     with tempfile.TemporaryDirectory(prefix="luss-bench-ckpt-") as tmp:
         folder = Path(tmp)
         print(f"writing the checkpoints with torch into {folder} ...", file=sys.stderr, flush=True)
         _child(["write", str(folder)])
         reference = json.loads((folder / "reference.json").read_text())
-        table = Table(title=f"PyTorch checkpoint readers (load s: median of {args.repeats} fresh processes)")
-        columns = ("checkpoint", "MB", "reader", "load s", "peak +MiB", "held +MiB", "tensors bit-exact")
-        for column in (*columns, "dtypes out", "other entries", "outcome"):
-            table.add_column(
-                column, justify="right" if column in columns[1:] and column != "reader" else "left"
-            )
-        with progress_bar("loads", len(CASES) * len(READERS)) as advance:
-            for case in CASES:
-                size = f"{(folder / case.file).stat().st_size / 1e6:.1f}"
-                for index, reader in enumerate(READERS):
-                    row = measure_case(case, reader, folder, reference, args.repeats)
-                    table.add_row(case.label if index == 0 else "", size if index == 0 else "", *row)
-                    advance(1)
-                table.add_section()
-    Console(width=220).print(table)
+        sizes = {case.file: (folder / case.file).stat().st_size / 1e6 for case in CASES}
+        runs = load_runs(folder, args.repeats)
+    table = Table(title=f"PyTorch checkpoint readers (load s: median of {args.repeats} fresh processes)")
+    columns = ("checkpoint", "MB", "reader", "load s", "peak +MiB", "held +MiB", "tensors bit-exact")
+    for column in (*columns, "dtypes out", "other entries", "outcome"):
+        table.add_column(
+            column, justify="right" if column in ("MB", "load s", "peak +MiB", "held +MiB") else "left"
+        )
+    for case in CASES:
+        for index, reader in enumerate(READERS):
+            row = case_row(case, reader, runs[(case.file, reader)], reference.get(case.file, {}))
+            first = (case.label, f"{sizes[case.file]:.1f}") if index == 0 else ("", "")
+            table.add_row(*first, *row)
+        table.add_section()
+    Console(width=200).print(table)
 
 
 if __name__ == "__main__":

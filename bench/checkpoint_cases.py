@@ -12,7 +12,10 @@ Official layouts, random values:
   ``optimizer`` state (DINO's two parameter groups), ``epoch``, ``args`` (an ``argparse.Namespace``),
   ``dino_loss`` (its ``center``) and ``fp16_scaler`` (about 705 MB);
 * ``views.pth``: tensors that are views (transposed, offset into a shared storage), 0-d and empty
-  tensors; ``dtypes.pth``: float64 and every integer and bool dtype;
+  tensors (also saved as ``views.pth.tar``, the suffix PASS's checkpoints carry); ``dtypes.pth``:
+  float64 and every integer and bool dtype;
+* ``flipped.pth``: a small tensor with one byte of its storage flipped after saving (a damaged download
+  that is not truncated: only the zip's CRC-32 tells);
 * ``malicious.pth`` / ``malicious_legacy.pth``: a pickle whose ``__reduce__`` is ``os.system("touch
   MARKER")`` (zip and pre-1.6 legacy format): a reader that runs it leaves the marker file behind.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,23 +36,25 @@ DINO_HEAD = {"hidden": 2048, "bottleneck": 256, "out_dim": 65536}  # main_dino.p
 
 @dataclass(frozen=True)
 class Case:
-    """One checkpoint file of the benchmark; ``malicious`` ones must be refused, not loaded."""
+    """One checkpoint file of the benchmark; ``refuse`` says why a reader must refuse it (if it must)."""
 
     label: str
     file: str
-    malicious: bool = False
+    refuse: str = ""  # "code": a pickle that runs code; "corrupt": a storage with a flipped byte
 
 
 CASES = (
-    Case("SAM ViT-B (sam_vit_b_01ec64.pth layout)", "sam_vit_b_01ec64.pth"),
-    Case("DINO ViT-S/16 (dino_deitsmall16_pretrain.pth layout)", "dino_deitsmall16_pretrain.pth"),
+    Case("SAM ViT-B (sam_vit_b_01ec64.pth)", "sam_vit_b_01ec64.pth"),
+    Case("DINO ViT-S/16 (dino_deitsmall16_pretrain.pth)", "dino_deitsmall16_pretrain.pth"),
     Case("DINO ViT-S/16, fp16", "dino_deitsmall16_fp16.pth"),
     Case("DINO ViT-S/16, bf16", "dino_deitsmall16_bf16.pth"),
-    Case("DINO training checkpoint.pth (ViT-S/16)", "checkpoint.pth"),
+    Case("DINO training checkpoint.pth, ViT-S/16", "checkpoint.pth"),
     Case("views, 0-d, empty (tiny)", "views.pth"),
+    Case("the same, named .pth.tar (PASS's suffix)", "views.pth.tar"),
     Case("float64, int and bool dtypes (tiny)", "dtypes.pth"),
-    Case("pickled os.system (zip format)", "malicious.pth", malicious=True),
-    Case("pickled os.system (legacy format)", "malicious_legacy.pth", malicious=True),
+    Case("one flipped byte in a storage (tiny)", "flipped.pth", refuse="corrupt"),
+    Case("pickled os.system (zip format)", "malicious.pth", refuse="code"),
+    Case("pickled os.system (legacy format)", "malicious_legacy.pth", refuse="code"),
 )
 MARKER = "code_ran.marker"  # what the malicious pickles create when a reader executes them
 
@@ -168,6 +174,18 @@ class _RunsCode:
         return (os.system, (f"touch '{self.marker}'",))
 
 
+def _flip_a_byte(obj: dict, path: Path) -> None:
+    """``torch.save(obj, path)``, then flip one byte inside its first storage."""
+    import torch
+
+    torch.save(obj, path)
+    with zipfile.ZipFile(path) as archive:
+        storage = next(i for i in archive.infolist() if "/data/" in i.filename)
+    data = bytearray(path.read_bytes())
+    data[storage.header_offset + 1000] ^= 0xFF  # past the member's local header, inside its 4,000 bytes
+    path.write_bytes(bytes(data))
+
+
 def write_cases(folder: Path) -> dict[str, object]:
     """Write every case into ``folder``; return ``{file name: the object saved}`` (for the reference)."""
     import torch
@@ -182,11 +200,13 @@ def write_cases(folder: Path) -> dict[str, object]:
     saved["dino_deitsmall16_fp16.pth"] = {k: v.half() for k, v in dino.items()}
     saved["dino_deitsmall16_bf16.pth"] = {k: v.bfloat16() for k, v in dino.items()}
     saved["checkpoint.pth"] = dino_training_checkpoint()
-    saved["views.pth"] = views()
+    saved["views.pth"] = saved["views.pth.tar"] = views()
     saved["dtypes.pth"] = dtypes()
     for name, obj in saved.items():
-        if name != "sam_vit_b_01ec64.pth":
+        if name not in ("sam_vit_b_01ec64.pth", "flipped.pth"):
             torch.save(obj, folder / name)
+    saved["flipped.pth"] = {"weight": torch.arange(1000, dtype=torch.float32)}
+    _flip_a_byte(saved["flipped.pth"], folder / "flipped.pth")
     evil = {"weight": torch.ones(2), "payload": _RunsCode(folder / MARKER)}
     torch.save(evil, folder / "malicious.pth")
     torch.save(evil, folder / "malicious_legacy.pth", _use_new_zipfile_serialization=False)
