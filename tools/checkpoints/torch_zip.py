@@ -18,8 +18,9 @@ shared storage wrongly (zeros past the offset), returns 0-d tensors (DINO's Adam
 layouts both are bit-exact with peak RSS about the file size (SAM ViT-B 375 MB: 358 vs 361 MiB; DINO
 ``checkpoint.pth`` 705 MB: 674 vs 677 MiB) and both keep fp16. Jittor's keeps bf16 as bf16, where
 this one widens it to float32 (exact; numpy has no bfloat16; the loaders cast to the module's dtype
-anyway). Jittor's is somewhat faster (SAM ViT-B 0.3-0.45 s against 0.45-1.1 s here on a shared 2-core
-machine; about 0.2 s of ours is the CRC check).
+anyway). Jittor's is faster: SAM ViT-B median 0.34-0.67 s against 0.42-1.42 s here over four runs
+on a shared 2-core machine (the spread is the kernel faulting in the new buffers; about 0.2 s of ours
+is the CRC check): a second or two at most per file, once per process.
 """
 
 from __future__ import annotations
