@@ -16,7 +16,7 @@ RUN ?= runs/$(PRESET)
 DEMO_DATA ?= data/demo
 DATA_DIR := $(if $(DATA),$(DATA),$(DEMO_DATA))
 
-.PHONY: help install test lint format submission train predict refine pack score report demo-data prepare bench bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline bench-prepare bench-validate bench-faults rehearsal gpu-check gpu-wheels clean
+.PHONY: help install test lint format submission train predict refine pack score report demo-data prepare bench bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline bench-prepare bench-validate bench-checkpoint-load bench-faults rehearsal gpu-check gpu-wheels clean
 
 help:
 	@echo "make install      build .venv with pinned dependencies"
@@ -94,7 +94,7 @@ score: install
 report: install
 	$(LUSS) report --run $(RUN) --data $(DATA_DIR)
 
-bench: bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline bench-prepare bench-validate
+bench: bench-score bench-data bench-train-step bench-cluster bench-refine bench-predict bench-pipeline bench-prepare bench-validate bench-checkpoint-load
 
 bench-score: install
 	$(PYTHON) bench/bench_score.py
@@ -116,6 +116,9 @@ bench-predict: install
 
 bench-validate: install  # validate-data's full decode, files/s by worker count (SIZE=400: ImageNet-like)
 	$(PYTHON) bench/bench_validate.py $(if $(SIZE),--size $(SIZE))
+
+bench-checkpoint-load: install  # luss's torch_zip vs jittor_utils.load_pytorch on SAM/DINO layouts (~1.3 GB in TMPDIR, removed)
+	$(PYTHON) bench/bench_checkpoint_load.py
 
 bench-faults: install  # SIGKILL every stage at random moments (KILLS=3 each), rerun, compare with an uninterrupted run
 	env LUSS_FORCE_CPU=1 $(PYTHON) bench/faults.py --kills $(or $(KILLS),3)

@@ -91,11 +91,63 @@ def test_legacy_format_and_missing_file_are_errors(tmp_path):
         load_torch_checkpoint(tmp_path / "absent.pth")
 
 
+def _rewrite(src, dst, storage=lambda data: data, compression=zipfile.ZIP_STORED) -> None:
+    """Copy a checkpoint zip, passing each storage's bytes through ``storage`` (None drops it)."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", compression=compression) as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if "/data/" in name:
+                data = storage(data)
+            if data is not None:
+                zout.writestr(name, data)
+
+
 def test_missing_storage_is_an_error(tmp_path):
     torch.save({"w": torch.ones(3)}, tmp_path / "a.pth")
-    with zipfile.ZipFile(tmp_path / "a.pth") as src, zipfile.ZipFile(tmp_path / "b.pth", "w") as dst:
-        for name in src.namelist():
-            if "/data/" not in name:
-                dst.writestr(name, src.read(name))
+    _rewrite(tmp_path / "a.pth", tmp_path / "b.pth", storage=lambda data: None)
     with pytest.raises(CheckpointFormatError, match="storage .* is missing"):
         load_torch_checkpoint(tmp_path / "b.pth")
+
+
+def test_a_storage_shorter_than_its_tensor_is_an_error(tmp_path):
+    torch.save({"w": torch.ones(3)}, tmp_path / "a.pth")
+    _rewrite(tmp_path / "a.pth", tmp_path / "short.pth", storage=lambda data: data[:8])
+    with pytest.raises(CheckpointFormatError, match=r"short.pth: storage .* holds 8 bytes, expected 12"):
+        load_torch_checkpoint(tmp_path / "short.pth")
+
+
+def test_a_flipped_byte_in_a_storage_is_a_crc_error(tmp_path):
+    torch.save({"w": torch.arange(1000, dtype=torch.float32)}, tmp_path / "ok.pth")
+    data = bytearray((tmp_path / "ok.pth").read_bytes())
+    with zipfile.ZipFile(tmp_path / "ok.pth") as archive:
+        info = next(i for i in archive.infolist() if "/data/" in i.filename)
+    data[info.header_offset + 1000] ^= 0xFF  # inside the 4,000 bytes of the storage
+    (tmp_path / "flipped.pth").write_bytes(bytes(data))
+    with pytest.raises(CheckpointFormatError, match=r"flipped.pth: corrupt checkpoint \(bad CRC"):
+        load_torch_checkpoint(tmp_path / "flipped.pth")
+
+
+def test_compressed_storages_are_read_too(tmp_path):
+    state = {"w": torch.randn(4, 5), "h": torch.arange(6, dtype=torch.float16)}
+    torch.save(state, tmp_path / "a.pth")
+    _rewrite(tmp_path / "a.pth", tmp_path / "deflated.pth", compression=zipfile.ZIP_DEFLATED)
+    got = load_torch_checkpoint(tmp_path / "deflated.pth")
+    for key, value in state.items():
+        np.testing.assert_array_equal(got[key], value.numpy(), err_msg=key)
+        assert got[key].dtype == value.numpy().dtype
+
+
+def test_tensors_own_their_memory(tmp_path):
+    """The first whole-storage tensor is its storage read from the file, no second copy; every other
+    tensor on that storage is a copy, so no two loaded tensors share memory and all are writable."""
+    base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+    obj = {"whole": base, "flat": base.view(24), "rows": base[1:3], "t": base.t()}
+    torch.save(obj, tmp_path / "shared.pth")
+    got = load_torch_checkpoint(tmp_path / "shared.pth")
+    for key, value in obj.items():
+        np.testing.assert_array_equal(got[key], value.numpy(), err_msg=key)
+        assert got[key].flags.writeable, key
+    keys = list(obj)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1 :]:
+            assert not np.shares_memory(got[a], got[b]), (a, b)
