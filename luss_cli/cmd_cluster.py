@@ -71,7 +71,7 @@ def cluster(
       luss pretrain --preset demo --data data/demo --run runs/demo
       luss cluster --data data/demo --run runs/demo        # the run's config (RUN/config.yaml)
       # MaskCut saliency maps from your own DINO ViT (any checkpoint of facebookresearch/dino):
-      luss cluster --data data/demo --run runs/demo --step saliency \
+      luss cluster --data data/demo --run runs/demo --step saliency \\
         --dino-checkpoint dino_deitsmall16_pretrain.pth
     """
     from tools.config.run_config import resolve_run_config
