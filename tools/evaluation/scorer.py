@@ -34,6 +34,7 @@ from tools.evaluation.boundary import boundary_mask
 from tools.evaluation.hungarian import hungarian_match
 from tools.evaluation.metrics import BOUNDARY_BUCKETS, BUCKETS, bucket_mean_iou, iou_per_class
 from tools.evaluation.per_image import ScoreTotals, image_stats
+from tools.workers import worker_count
 
 MAX_CHUNK = 16
 
@@ -234,10 +235,6 @@ J = TypeVar("J")
 R = TypeVar("R")
 
 
-def resolve_workers(workers: int) -> int:
-    return workers if workers > 0 else (os.cpu_count() or 1)
-
-
 def chunked(items: Sequence[ScoreItem], workers: int) -> list[tuple[ScoreItem, ...]]:
     """Chunks small enough to balance the workers, large enough to keep pickling cheap."""
     size = max(1, min(MAX_CHUNK, math.ceil(len(items) / (4 * max(1, workers)))))
@@ -387,13 +384,14 @@ def score_predictions(
 ) -> ScoreResult:
     """Score ``pred_dir/<wnid>/<stem>.png`` against the split's GT like the official evaluator.
 
-    ``match=None`` recomputes the image-level Hungarian on these predictions; ``workers=0`` uses
-    every CPU; ``threshold`` zeroes pixels whose ``.npy`` attention is below it.
+    ``match=None`` recomputes the image-level Hungarian on these predictions; ``workers`` processes
+    (0 = auto, :func:`tools.workers.worker_count`); ``threshold`` zeroes pixels whose ``.npy``
+    attention is below it.
     """
     data = as_dataset(data)
     num_classes = data.num_classes
-    workers = resolve_workers(workers)
     items = list_score_items(pred_dir, data, split)
+    workers = worker_count(workers, len(items))
     if match is None:
         match = recompute_match(items, num_classes, threshold, workers, progress)
     totals = score_items(items, num_classes, match, threshold, boundary, workers, progress)
