@@ -34,6 +34,7 @@ from tools.evaluation.boundary import boundary_mask
 from tools.evaluation.hungarian import hungarian_match
 from tools.evaluation.metrics import BOUNDARY_BUCKETS, BUCKETS, bucket_mean_iou, iou_per_class
 from tools.evaluation.per_image import ScoreTotals, image_stats
+from tools.progress import progress_bar
 from tools.workers import worker_count
 
 MAX_CHUNK = 16
@@ -245,9 +246,6 @@ def run_chunks(
     fn: Callable[[J], R], jobs: Sequence[J], sizes: Sequence[int], workers: int, label: str, progress: bool
 ) -> Iterator[R]:
     """``fn(job)`` for every job, in order; in a process pool when ``workers > 1``."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     n_proc = min(workers, len(jobs))
     pool = None
     if n_proc > 1:
@@ -255,13 +253,11 @@ def run_chunks(
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         # Created (and forked) before the progress bar starts its refresh thread.
         pool = ctx.Pool(n_proc)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with Progress(*columns, console=Console(stderr=True), disable=not progress, transient=True) as bar:
-            task = bar.add_task(label, total=sum(sizes))
+        with progress_bar(label, sum(sizes), progress) as advance:
             results = pool.imap(fn, jobs) if pool is not None else map(fn, jobs)
             for result, size in zip(results, sizes, strict=True):
-                bar.advance(task, size)
+                advance(size)
                 yield result
     finally:
         if pool is not None:
