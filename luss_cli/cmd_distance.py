@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from luss_cli.echo import echo
+from luss_cli.options import data_option, overwrite_option, run_option, split_option, workers_option
 
 
 @click.command(
@@ -15,20 +16,11 @@ from luss_cli.echo import echo
     epilog="Resumable: images whose PNG exists are skipped (--overwrite redoes them and the embeddings). "
     "Shard over processes with mpirun -np N luss distance ...",
 )
-@click.option(
-    "--run",
-    "run_dir",
-    required=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Run folder: reads RUN/pretrain/checkpoints/final.pkl (or --pretrain-from's), writes RUN/distance/.",
+@run_option(
+    "Run folder: reads RUN/pretrain/checkpoints/final.pkl (or --pretrain-from's), writes RUN/distance/."
 )
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="ImageNet-S root with train-semi/ + train-semi-segmentation/ and the split to predict.",
-)
-@click.option("--split", type=click.Choice(["validation", "test"]), default="validation")
+@data_option("ImageNet-S root with train-semi/ + train-semi-segmentation/ and the split to predict.")
+@split_option()
 @click.option(
     "--pretrain-from",
     type=click.Path(path_type=Path, exists=True, file_okay=False),
@@ -46,8 +38,8 @@ from luss_cli.echo import echo
     "--temperature", "t", default=0.07, type=click.FloatRange(min=0.0, min_open=True), help="K-NN T."
 )
 @click.option("--preset", default=None, help="Config for the backbone and resizing; default RUN/config.yaml.")
-@click.option("--overwrite", is_flag=True, help="Recompute the embeddings and every prediction.")
-@click.option("--workers", default=0, type=click.IntRange(min=0), help="Scoring processes; 0 = all CPUs.")
+@overwrite_option("Recompute the embeddings and every prediction.")
+@workers_option("Scoring processes")
 def distance(
     run_dir: Path,
     data: Path,

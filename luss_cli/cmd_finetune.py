@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from luss_cli.echo import echo
-from luss_cli.options import overrides_option, preset_option
+from luss_cli.options import data_option, overrides_option, preset_option, resume_option, run_option
 
 
 @click.command(
@@ -17,22 +17,9 @@ from luss_cli.options import overrides_option, preset_option
     "(RUN/finetune/.done) is skipped. Multi-GPU: mpirun -np N luss finetune ... (batch sizes are global).",
 )
 @preset_option
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="ImageNet-S root; trains on DATA/train/<wnid>/*.JPEG.",
-)
-@click.option(
-    "--run",
-    "run_dir",
-    required=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="The run folder holding RUN/pretrain/ and RUN/cluster/pseudo-labels/; writes RUN/finetune/.",
-)
-@click.option(
-    "--resume", is_flag=True, help="Continue an interrupted finetune from RUN/finetune/checkpoints."
-)
+@data_option("ImageNet-S root; trains on DATA/train/<wnid>/*.JPEG.")
+@run_option("The run folder holding RUN/pretrain/ and RUN/cluster/pseudo-labels/; writes RUN/finetune/.")
+@resume_option("Continue an interrupted finetune from RUN/finetune/checkpoints.")
 @click.option(
     "--labels",
     type=click.Choice(["pseudo", "train-semi"]),
