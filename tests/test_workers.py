@@ -48,3 +48,12 @@ def test_a_negative_count_is_refused():
 
 def test_the_help_words_say_the_rule():
     assert f"at most {AUTO_MAX_WORKERS}" in workers.AUTO_HELP
+
+
+def test_chunks_give_each_worker_about_four_and_stay_small():
+    from tools.workers import chunk_size
+
+    assert chunk_size(100, 5, most=64) == 5  # 20 chunks for 5 workers
+    assert chunk_size(10_000, 2, most=64) == 64
+    assert chunk_size(3, 8, most=64) == 1
+    assert chunk_size(0, 1, most=64) == 1

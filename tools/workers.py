@@ -16,6 +16,7 @@ oversubscribe the ones it has.
 
 from __future__ import annotations
 
+import math
 import os
 
 AUTO_MAX_WORKERS = 8
@@ -45,3 +46,9 @@ def worker_count(requested: int, tasks: int, pool_min_tasks: int = 0) -> int:
             return 1
         requested = min(usable_cpus(), AUTO_MAX_WORKERS)
     return max(1, min(requested, tasks))
+
+
+def chunk_size(tasks: int, workers: int, most: int) -> int:
+    """Tasks per chunk sent to a worker: about four chunks per worker balance the load, and at most
+    ``most`` per chunk keep pickling and the progress steps small."""
+    return max(1, min(most, math.ceil(tasks / (4 * max(1, workers)))))

@@ -8,7 +8,6 @@ relative to the dataset root. Lists keep the first ``MAX_LISTED`` problems; the 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -21,7 +20,7 @@ from tools.data.file_checks import IMAGE_CHECKS, CheckJob, Finding, ImageCheck, 
 from tools.data.imagenet_s import IMAGE_EXTENSIONS, SEGMENTATION_DIRS, list_class_dirs
 from tools.errors import DatasetError
 from tools.progress import progress_bar
-from tools.workers import worker_count
+from tools.workers import chunk_size, worker_count
 
 KNOWN_SPLITS = ("train", "validation", "test", "train-semi")
 REQUIRED_SPLITS = ("train", "validation")
@@ -278,7 +277,7 @@ def validate_dataset(
     only_stat = all(how == "stat" for how, _ in work)
     n_workers = worker_count(1 if only_stat and workers == 0 else workers, total, _PARALLEL_MIN_FILES)
     # Several chunks per worker balance the load; capped so one chunk stays cheap to pickle.
-    size = _CHUNK if n_workers == 1 else max(1, min(_CHUNK, math.ceil(total / (4 * n_workers))))
+    size = _CHUNK if n_workers == 1 else chunk_size(total, n_workers, _CHUNK)
     jobs = [
         CheckJob(str(root), how, report.num_classes, tuple(pairs[i : i + size]))
         for how, pairs in work

@@ -17,7 +17,6 @@ where the official code crashes mid-run or (for ``.npy``) silently skips the thr
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -35,7 +34,7 @@ from tools.evaluation.hungarian import hungarian_match
 from tools.evaluation.metrics import BOUNDARY_BUCKETS, BUCKETS, bucket_mean_iou, iou_per_class
 from tools.evaluation.per_image import ScoreTotals, image_stats
 from tools.progress import progress_bar
-from tools.workers import worker_count
+from tools.workers import chunk_size, worker_count
 
 MAX_CHUNK = 16
 
@@ -238,7 +237,7 @@ R = TypeVar("R")
 
 def chunked(items: Sequence[ScoreItem], workers: int) -> list[tuple[ScoreItem, ...]]:
     """Chunks small enough to balance the workers, large enough to keep pickling cheap."""
-    size = max(1, min(MAX_CHUNK, math.ceil(len(items) / (4 * max(1, workers)))))
+    size = chunk_size(len(items), workers, MAX_CHUNK)
     return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
 
 

@@ -33,7 +33,7 @@ from tools.data.imagenet_s import ImageNetS
 from tools.data.label_codec import decode_label_rgb
 from tools.packing.method_info import parse_method_text
 from tools.progress import progress_bar
-from tools.workers import worker_count
+from tools.workers import chunk_size, worker_count
 
 MATCH_NAME = "match.json"
 METHOD_NAME = "method.txt"
@@ -383,7 +383,7 @@ def run_png_checks(
                 collect(_check_batch(batch))
         else:
             # Small jobs get smaller batches, so every worker has some.
-            size = max(1, min(_BATCH, total // (4 * n_workers)))
+            size = chunk_size(total, n_workers, _BATCH)
             _run_pool(_batches(tasks, size), n_workers, collect)
     results.sort(key=lambda r: r.name)
     return results
