@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from luss_cli.echo import echo
-from luss_cli.options import data_option, overwrite_option, run_option, split_option, workers_option
+from luss_cli.options import (
+    data_option,
+    overwrite_option,
+    pretrain_from_option,
+    run_option,
+    split_option,
+    workers_option,
+)
 
 
 @click.command(
@@ -21,11 +28,7 @@ from luss_cli.options import data_option, overwrite_option, run_option, split_op
 )
 @data_option("ImageNet-S root with train-semi/ + train-semi-segmentation/ and the split to predict.")
 @split_option()
-@click.option(
-    "--pretrain-from",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="Take the Stage-1 backbone from this run instead of RUN.",
-)
+@pretrain_from_option("Take the Stage-1 backbone from this run instead of RUN.")
 @click.option(
     "--knn",
     "k",

@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from luss_cli.echo import echo
-from luss_cli.options import data_option, overrides_option, preset_option, resume_option, run_option
+from luss_cli.options import (
+    data_option,
+    overrides_option,
+    preset_option,
+    pretrain_from_option,
+    resume_option,
+    run_option,
+)
 
 
 @click.command(
@@ -27,10 +34,8 @@ from luss_cli.options import data_option, overrides_option, preset_option, resum
     help="pseudo: the Stage-2 pseudo-labels (fully unsupervised); train-semi: the 1 % ground-truth masks "
     "of DATA/train-semi (semi-supervised protocol). Default: finetune.labels of the preset (pseudo).",
 )
-@click.option(
-    "--pretrain-from",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="Take the Stage-1 backbone from this run's pretrain/ (e.g. a semi run next to an unsupervised one).",
+@pretrain_from_option(
+    "Take the Stage-1 backbone from this run's pretrain/ (e.g. a semi run next to an unsupervised one)."
 )
 @overrides_option("--set finetune.loop.epochs=2 --set finetune.head=last_layer")
 def finetune(

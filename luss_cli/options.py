@@ -55,6 +55,16 @@ def run_option(help: str, exists: bool = False) -> Decorator:
     )
 
 
+def pretrain_from_option(help: str) -> Decorator:
+    """``--pretrain-from RUN0``: an existing run whose Stage-1 backbone to start from instead of RUN's."""
+    return click.option(
+        "--pretrain-from",
+        metavar="RUN0",
+        type=click.Path(path_type=Path, exists=True, file_okay=False),
+        help=help,
+    )
+
+
 def data_option(help: str) -> Decorator:
     """``--data DATA`` (required): an existing ImageNet-S root; ``help`` says what the command reads."""
     return click.option(
