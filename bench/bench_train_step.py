@@ -27,8 +27,11 @@ from rich.console import Console
 from rich.table import Table
 
 
-def jittor_step(batch: int, size: int):
-    """One train step of our Jittor ResNet-18 (a callable that returns when the step has run)."""
+def jittor_step(batch: int, size: int, epoch_means: bool = True):
+    """One train step of our Jittor ResNet-18 (a callable that returns when the step has run).
+
+    ``epoch_means``: the loss also goes into the trainer's running epoch sums, executed with the update
+    as ``tools.engine.trainer.fit`` does every step (its ``epoch_*`` metrics)."""
     from tools.runtime import configure_runtime
 
     configure_runtime()
@@ -37,6 +40,7 @@ def jittor_step(batch: int, size: int):
 
     from models.resnet import resnet18
     from tools.config.schema import OptimConfig
+    from tools.engine.epoch_means import EpochMeans
     from tools.engine.optimizer import SGDLarc
 
     jt.set_global_seed(0)
@@ -47,11 +51,13 @@ def jittor_step(batch: int, size: int):
     rng = np.random.default_rng(0)
     x = jt.array(rng.normal(size=(batch, 3, size, size)).astype(np.float32))
     y = jt.array(rng.integers(0, 100, size=batch).astype(np.int32))
+    means = EpochMeans()
 
     def step() -> None:
         logits = classifier(backbone(x).mean(dims=(2, 3)))
         loss = nn.cross_entropy_loss(logits, y)
-        optimizer.step(loss, 0.1)
+        optimizer.step(loss, 0.1, outputs=means.add({"loss": loss}) if epoch_means else ())
+        means.commit()
         jt.sync_all(True)
 
     return step

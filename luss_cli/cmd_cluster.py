@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from luss_cli.echo import echo, echo_err
-from luss_cli.options import overrides_option, path_override, preset_option
+from luss_cli.options import (
+    data_option,
+    overrides_option,
+    path_override,
+    preset_option,
+    resume_option,
+    run_option,
+)
 
 STEP_CHOICES = ["saliency", "attention", "kmeans", "labels"]
 
@@ -22,20 +29,11 @@ STEP_CHOICES = ["saliency", "attention", "kmeans", "labels"]
     "attention, for `luss score --curve`), pseudo-labels/train/<wnid>/<stem>.png (for `luss finetune`).",
 )
 @preset_option
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="ImageNet-S root: train/ (images; folder names give the classes only for the reported NMI and "
-    "cluster accuracy), validation/ and validation-segmentation/ (for the threshold sweep).",
+@data_option(
+    "ImageNet-S root: train/ (images; folder names give the classes only for the reported NMI and "
+    "cluster accuracy), validation/ and validation-segmentation/ (for the threshold sweep)."
 )
-@click.option(
-    "--run",
-    "run_dir",
-    required=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Run directory holding RUN/pretrain/checkpoints/final.pkl; writes RUN/cluster/.",
-)
+@run_option("Run directory holding RUN/pretrain/checkpoints/final.pkl; writes RUN/cluster/.")
 @click.option(
     "--step",
     "steps",
@@ -44,7 +42,7 @@ STEP_CHOICES = ["saliency", "attention", "kmeans", "labels"]
     help="Run only this sub-step (repeatable). Default: attention, kmeans, labels (saliency first when "
     "cluster.saliency.enabled).",
 )
-@click.option("--resume", is_flag=True, help="Continue an interrupted pixel-attention training.")
+@resume_option("Continue an interrupted pixel-attention training.")
 @click.option(
     "--dino-checkpoint",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from luss_cli.options import overwrite_option, workers_option
 from tools.data.demo_shapes import MAX_CLASSES
 
 
@@ -46,13 +47,8 @@ from tools.data.demo_shapes import MAX_CLASSES
     help="Nominal shorter image side in pixels; each image varies it by +-12% and its aspect in 3/4..4/3.",
 )
 @click.option("--seed", default=0, type=int, help="Same seed, same bytes (whatever --workers).")
-@click.option(
-    "--workers",
-    default=0,
-    type=click.IntRange(min=0),
-    help="Processes; 0 = one per CPU for large sets, in-process for small ones.",
-)
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it holds an earlier demo dataset.")
+@workers_option("Processes drawing images")
+@overwrite_option("Replace OUT if it holds an earlier demo dataset.")
 def demo_data(
     out: Path,
     classes: int,

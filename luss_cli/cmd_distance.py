@@ -7,6 +7,14 @@ from pathlib import Path
 import click
 
 from luss_cli.echo import echo
+from luss_cli.options import (
+    data_option,
+    overwrite_option,
+    pretrain_from_option,
+    run_option,
+    split_option,
+    workers_option,
+)
 
 
 @click.command(
@@ -15,25 +23,12 @@ from luss_cli.echo import echo
     epilog="Resumable: images whose PNG exists are skipped (--overwrite redoes them and the embeddings). "
     "Shard over processes with mpirun -np N luss distance ...",
 )
-@click.option(
-    "--run",
-    "run_dir",
-    required=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Run folder: reads RUN/pretrain/checkpoints/final.pkl (or --pretrain-from's), writes RUN/distance/.",
+@run_option(
+    "Run folder: reads RUN/pretrain/checkpoints/final.pkl (or --pretrain-from's), writes RUN/distance/."
 )
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="ImageNet-S root with train-semi/ + train-semi-segmentation/ and the split to predict.",
-)
-@click.option("--split", type=click.Choice(["validation", "test"]), default="validation")
-@click.option(
-    "--pretrain-from",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="Take the Stage-1 backbone from this run instead of RUN.",
-)
+@data_option("ImageNet-S root with train-semi/ + train-semi-segmentation/ and the split to predict.")
+@split_option()
+@pretrain_from_option("Take the Stage-1 backbone from this run instead of RUN.")
 @click.option(
     "--knn",
     "k",
@@ -50,8 +45,8 @@ from luss_cli.echo import echo
     default=None,
     help="Config (backbone, resizing) of a NEW run; default: RUN/config.yaml (or --pretrain-from's).",
 )
-@click.option("--overwrite", is_flag=True, help="Recompute the embeddings and every prediction.")
-@click.option("--workers", default=0, type=click.IntRange(min=0), help="Scoring processes; 0 = all CPUs.")
+@overwrite_option("Recompute the embeddings and every prediction.")
+@workers_option("Scoring processes")
 def distance(
     run_dir: Path,
     data: Path,

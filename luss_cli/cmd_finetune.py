@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from luss_cli.echo import echo
-from luss_cli.options import overrides_option, preset_option
+from luss_cli.options import (
+    data_option,
+    overrides_option,
+    preset_option,
+    pretrain_from_option,
+    resume_option,
+    run_option,
+)
 
 
 @click.command(
@@ -17,22 +24,9 @@ from luss_cli.options import overrides_option, preset_option
     "(RUN/finetune/.done) is skipped. Multi-GPU: mpirun -np N luss finetune ... (batch sizes are global).",
 )
 @preset_option
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="ImageNet-S root; trains on DATA/train/<wnid>/*.JPEG.",
-)
-@click.option(
-    "--run",
-    "run_dir",
-    required=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="The run folder holding RUN/pretrain/ and RUN/cluster/pseudo-labels/; writes RUN/finetune/.",
-)
-@click.option(
-    "--resume", is_flag=True, help="Continue an interrupted finetune from RUN/finetune/checkpoints."
-)
+@data_option("ImageNet-S root; trains on DATA/train/<wnid>/*.JPEG.")
+@run_option("The run folder holding RUN/pretrain/ and RUN/cluster/pseudo-labels/; writes RUN/finetune/.")
+@resume_option("Continue an interrupted finetune from RUN/finetune/checkpoints.")
 @click.option(
     "--labels",
     type=click.Choice(["pseudo", "train-semi"]),
@@ -40,11 +34,9 @@ from luss_cli.options import overrides_option, preset_option
     help="pseudo: the Stage-2 pseudo-labels (fully unsupervised); train-semi: the 1 % ground-truth masks "
     "of DATA/train-semi (semi-supervised protocol). Default: finetune.labels of the preset (pseudo).",
 )
-@click.option(
-    "--pretrain-from",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="Take the Stage-1 backbone from this run's pretrain/ (e.g. a semi run next to an unsupervised one); "
-    "a new --run then starts from that run's config.",
+@pretrain_from_option(
+    "Take the Stage-1 backbone from this run's pretrain/ (e.g. a semi run next to an unsupervised one); "
+    "a new --run then starts from that run's config."
 )
 @overrides_option("--set finetune.loop.epochs=2 --set finetune.head=last_layer")
 def finetune(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from luss_cli.options import data_option, workers_option
 from tools.packing.method_info import MethodInfo
 from tools.packing.protocols import PROTOCOLS
 
@@ -18,12 +19,7 @@ _DEFAULT = MethodInfo()
     epilog="Nothing is written unless every check passes; each problem names its file.",
 )
 @click.argument("pred", required=False, type=click.Path(path_type=Path, file_okay=False))
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="ImageNet-S root; its test/<wnid>/*.JPEG list says which PNGs must be there, and at what size.",
-)
+@data_option("ImageNet-S root; its test/<wnid>/*.JPEG list says which PNGs must be there, and at what size.")
 @click.option(
     "--match",
     "match_path",
@@ -57,13 +53,7 @@ _DEFAULT = MethodInfo()
 @click.option("--networks", default=_DEFAULT.networks, show_default=True)
 @click.option("--link", default=_DEFAULT.link, show_default=True, help="Paper/Project link.")
 @click.option("--description", default=None, help="Method description (one line); default: the protocol's.")
-@click.option(
-    "--workers",
-    default=0,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Processes checking PNGs; 0 = automatic.",
-)
+@workers_option("Processes checking PNGs")
 def pack(
     pred: Path | None,
     data: Path,

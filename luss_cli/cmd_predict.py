@@ -7,6 +7,14 @@ from pathlib import Path
 import click
 
 from luss_cli.echo import echo
+from luss_cli.options import (
+    data_option,
+    no_score_option,
+    overwrite_option,
+    run_option,
+    split_option,
+    workers_option,
+)
 
 
 @click.command(
@@ -15,20 +23,12 @@ from luss_cli.echo import echo
     epilog="Resumable: images whose PNG exists are skipped (--overwrite redoes them). Shard over processes "
     "with mpirun -np N luss predict ...; then rerun once on validation for match.json.",
 )
-@click.option(
-    "--run",
-    "run_dir",
-    required=True,
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="The run folder; the network is RUN/finetune/checkpoints/final.pkl (built from its saved config).",
+@run_option(
+    "The run folder; the network is RUN/finetune/checkpoints/final.pkl (built from its saved config).",
+    exists=True,
 )
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="ImageNet-S root: DATA/<split>/<wnid>/*.JPEG (and, on validation, the GT for matching/scoring).",
-)
-@click.option("--split", type=click.Choice(["validation", "test"]), default="validation", show_default=True)
+@data_option("ImageNet-S root: DATA/<split>/<wnid>/*.JPEG (and, on validation, the GT for matching/scoring).")
+@split_option()
 @click.option(
     "--short-side",
     type=click.IntRange(min=16),
@@ -47,15 +47,9 @@ from luss_cli.echo import echo
     help="Average the logits with those of the mirrored image (the references use no TTA). "
     "Default: predict.flip_tta.",
 )
-@click.option("--overwrite", is_flag=True, help="Predict every image again, even those already written.")
-@click.option("--no-score", is_flag=True, help="On validation, skip match.json and the score table.")
-@click.option(
-    "--workers",
-    default=0,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Scoring processes; 0 = all CPUs.",
-)
+@overwrite_option("Predict every image again, even those already written.")
+@no_score_option
+@workers_option("Scoring processes")
 @click.option(
     "--set",
     "overrides",

@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from luss_cli.echo import echo, echo_err
-from luss_cli.options import overrides_option, path_override, preset_option
+from luss_cli.options import (
+    data_option,
+    overrides_option,
+    path_override,
+    preset_option,
+    resume_option,
+    run_option,
+)
 
 
 @click.command(
@@ -19,20 +26,9 @@ from luss_cli.options import overrides_option, path_override, preset_option
     "with --resume to continue exactly where it stopped. A finished stage (RUN/pretrain/.done) is skipped.",
 )
 @preset_option
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="ImageNet-S root; only the images of train/<wnid>/ are read (no labels).",
-)
-@click.option(
-    "--run",
-    "run_dir",
-    required=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Run directory: writes RUN/config.yaml and RUN/pretrain/ (checkpoints, metrics.jsonl, .done).",
-)
-@click.option("--resume", is_flag=True, help="Continue RUN/pretrain/checkpoints/latest.pkl (same ranks).")
+@data_option("ImageNet-S root; only the images of train/<wnid>/ are read (no labels).")
+@run_option("Run directory: writes RUN/config.yaml and RUN/pretrain/ (checkpoints, metrics.jsonl, .done).")
+@resume_option("Continue RUN/pretrain/checkpoints/latest.pkl (same ranks).")
 @click.option(
     "--sam-checkpoint",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),

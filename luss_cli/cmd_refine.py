@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from luss_cli.options import data_option, no_score_option, run_option, split_option, workers_option
 from tools.refine.generator_config import OUTPUT_MODES, GeneratorConfig
 from tools.refine.voting import BACKGROUND_POLICIES, VOTE_MODES
 
@@ -82,20 +83,9 @@ def build_generator_config(values: dict[str, Any], point_grids: Path | None) -> 
     "the split without running SAM. Resumable; shard with `mpirun -np N luss refine ...` or "
     "--rank/--world-size.",
 )
-@click.option(
-    "--run",
-    "run_dir",
-    required=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="The run folder.",
-)
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="ImageNet-S root (the split's images; on validation also the GT for match.json and the scores).",
-)
-@click.option("--split", type=click.Choice(["validation", "test"]), default="validation", show_default=True)
+@run_option("The run folder: reads RUN/predict/<split>/, writes RUN/refine/<split>/ and the mask cache.")
+@data_option("ImageNet-S root (the split's images; on validation also the GT for match.json and the scores).")
+@split_option()
 @click.option(
     "--sam-checkpoint",
     required=True,
@@ -130,10 +120,8 @@ def build_generator_config(values: dict[str, Any], point_grids: Path | None) -> 
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu, cuda:N.")
 @click.option("--rank", type=click.IntRange(min=0), help="This process's shard (default: MPI env or 0).")
 @click.option("--world-size", type=click.IntRange(min=1), help="Number of shards (default: MPI env or 1).")
-@click.option("--no-score", is_flag=True, help="On validation, skip match.json and the score table.")
-@click.option(
-    "--workers", default=0, show_default=True, type=click.IntRange(min=0), help="Scoring processes."
-)
+@no_score_option
+@workers_option("Scoring processes")
 @generator_options
 def refine(
     run_dir: Path,

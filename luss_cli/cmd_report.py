@@ -6,28 +6,20 @@ from pathlib import Path
 
 import click
 
+from luss_cli.options import data_option, run_option, workers_option
+
 
 @click.command(
     epilog="The page inlines every figure, so it can be mailed or opened offline. It shows what the run "
     "holds so far: run it any time, e.g. while training, or after `make submission` (which calls it)."
 )
-@click.option(
-    "--run",
-    "run_dir",
-    required=True,
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="The run folder (RUN/config.yaml, RUN/<stage>/metrics.jsonl, RUN/predict/, RUN/refine/, "
+@run_option(
+    "The run folder (RUN/config.yaml, RUN/<stage>/metrics.jsonl, RUN/predict/, RUN/refine/, "
     "RUN/ladder.json).",
+    exists=True,
 )
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="ImageNet-S root: validation images and their ground truth for the scores and overlays.",
-)
-@click.option(
-    "--workers", type=click.IntRange(min=0), default=0, show_default=True, help="Scoring processes."
-)
+@data_option("ImageNet-S root: validation images and their ground truth for the scores and overlays.")
+@workers_option("Scoring processes")
 def report(run_dir: Path, data: Path, workers: int) -> None:
     """Write RUN/report.html. It opens with the headline: final validation scores (raw and refined),
     the stage ladder (RUN/ladder.json from `make bench-pipeline`, else the ladder this run gives: all

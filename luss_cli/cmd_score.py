@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from luss_cli.options import data_option, split_option, workers_option
+
 
 @click.command(
     "score",
@@ -13,20 +15,11 @@ import click
     epilog="Every error names the file to fix. Scores are percentages, as the official evaluator prints.",
 )
 @click.argument("pred", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="ImageNet-S root; only <split>-segmentation/<wnid>/<stem>.png (the GT) is read, plus the class "
-    "folders of train/ (or validation/) for the class list.",
+@data_option(
+    "ImageNet-S root; only <split>-segmentation/<wnid>/<stem>.png (the GT) is read, plus the class "
+    "folders of train/ (or validation/) for the class list."
 )
-@click.option(
-    "--split",
-    type=click.Choice(["validation", "test"]),
-    default="validation",
-    show_default=True,
-    help="Which ground truth to score against (test GT exists only on the server, or in demo data).",
-)
+@split_option("Which ground truth to score against (test GT exists only on the server, or in demo data).")
 @click.option(
     "--match",
     "match_path",
@@ -53,9 +46,7 @@ import click
     help="Zero the pixels whose attention PRED/<wnid>/<stem>.npy is below T (PASS --t, as a fraction).",
 )
 @click.option("--no-boundary", is_flag=True, help="Skip boundary IoU (mBIoU, BS..BL): about 1.5x faster.")
-@click.option(
-    "--workers", default=0, show_default=True, type=click.IntRange(min=0), help="Processes; 0 = all CPUs."
-)
+@workers_option("Scoring processes")
 @click.option(
     "--json",
     "json_path",

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from luss_cli.options import workers_option
+
 SHOWN = 20
 
 
@@ -31,9 +33,7 @@ SHOWN = 20
     "(opens each header), stat (only missing and empty files, what every stage checks first), none "
     "(only counts). Validation/test images and masks are always decoded.",
 )
-@click.option(
-    "--workers", default=0, type=click.IntRange(min=0), help="Processes; 0 = one per CPU for large trees."
-)
+@workers_option("Processes checking files")
 def validate_data(data: Path, splits: tuple[str, ...], train_images: str, workers: int) -> None:
     """Check that DATA is a usable ImageNet-S tree before a long run.
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import os
 import shutil
 import tempfile
@@ -38,6 +37,7 @@ from tools.data.imagenet_s import SEGMENTATION_DIRS, TRAIN_GROUND_TRUTH_DIR
 from tools.data.label_codec import label_png_bytes
 from tools.errors import DatasetError
 from tools.progress import progress_bar
+from tools.workers import chunk_size, worker_count
 
 COMPLETE_MARKER = ".complete"
 DEMO_JSON = "demo.json"
@@ -235,10 +235,8 @@ def _check_target(out_dir: Path, overwrite: bool) -> bool:
 
 
 def _run_jobs(jobs: list[SampleJob], workers: int, progress: bool) -> None:
-    if workers <= 0:
-        workers = (os.cpu_count() or 1) if len(jobs) >= _PARALLEL_MIN_IMAGES else 1
-    workers = min(workers, max(1, len(jobs)))
-    size = max(1, min(64, math.ceil(len(jobs) / (4 * workers))))
+    workers = worker_count(workers, len(jobs), _PARALLEL_MIN_IMAGES)
+    size = chunk_size(len(jobs), workers, 64)
     chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
     with contextlib.ExitStack() as stack:
         # "spawn" before the bar starts its refresh thread; a fork would copy it.

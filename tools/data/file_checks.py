@@ -3,7 +3,6 @@ file (relative to the dataset root) and the fix. Run per chunk, in a process poo
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -173,11 +172,3 @@ def check_chunk(job: CheckJob) -> list[Finding]:
         else:
             found.extend(check_mask(root, mask_rel, image_rel, size, job.num_classes))
     return found
-
-
-def cpu_count() -> int:
-    """CPUs this process may use (the affinity mask, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1

@@ -8,7 +8,6 @@ relative to the dataset root. Lists keep the first ``MAX_LISTED`` problems; the 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -17,10 +16,11 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from tools.data.file_checks import IMAGE_CHECKS, CheckJob, Finding, ImageCheck, Pair, check_chunk, cpu_count
+from tools.data.file_checks import IMAGE_CHECKS, CheckJob, Finding, ImageCheck, Pair, check_chunk
 from tools.data.imagenet_s import IMAGE_EXTENSIONS, SEGMENTATION_DIRS, list_class_dirs
 from tools.errors import DatasetError
 from tools.progress import progress_bar
+from tools.workers import chunk_size, worker_count
 
 KNOWN_SPLITS = ("train", "validation", "test", "train-semi")
 REQUIRED_SPLITS = ("train", "validation")
@@ -66,12 +66,6 @@ class ValidationReport:
 
 
 # ------------------------------------------------------------------------------------- file checks
-
-
-def _resolve_workers(workers: int, total: int) -> int:
-    if workers <= 0:
-        workers = cpu_count() if total >= _PARALLEL_MIN_FILES else 1
-    return max(1, min(workers, total))
 
 
 def _run_checks(
@@ -281,9 +275,9 @@ def validate_dataset(
 
     total = sum(len(pairs) for _, pairs in work)
     only_stat = all(how == "stat" for how, _ in work)
-    n_workers = _resolve_workers(1 if only_stat and workers == 0 else workers, total)
+    n_workers = worker_count(1 if only_stat and workers == 0 else workers, total, _PARALLEL_MIN_FILES)
     # Several chunks per worker balance the load; capped so one chunk stays cheap to pickle.
-    size = _CHUNK if n_workers == 1 else max(1, min(_CHUNK, math.ceil(total / (4 * n_workers))))
+    size = _CHUNK if n_workers == 1 else chunk_size(total, n_workers, _CHUNK)
     jobs = [
         CheckJob(str(root), how, report.num_classes, tuple(pairs[i : i + size]))
         for how, pairs in work

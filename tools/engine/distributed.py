@@ -39,9 +39,15 @@ class World:
         return global_batch // self.size
 
 
+def shard_slice(world: World) -> slice:
+    """Where this rank's items sit in the whole list: every ``size``-th, from ``rank``. The one sharding
+    rule: :func:`shard` takes these items, and rank 0 puts gathered per-rank results back with it."""
+    return slice(world.rank, None, world.size)
+
+
 def shard(items: Sequence[T], world: World) -> list[T]:
     """This rank's slice, every ``size``-th item: balanced, disjoint (no two ranks write the same file)."""
-    return list(items[world.rank :: world.size])
+    return list(items[shard_slice(world)])
 
 
 def env_world() -> World:
@@ -57,23 +63,6 @@ def jittor_world() -> World:
     if jt.in_mpi:
         return World(int(jt.rank), int(jt.world_size))
     return World(0, 1)
-
-
-def all_reduce(var, op: str = "add"):
-    """Sum (or max/min) a Jittor Var over ranks; identity in a single process."""
-    import jittor as jt
-
-    if not jt.in_mpi:
-        return var
-    return var.mpi_all_reduce(op)
-
-
-def all_reduce_mean(var):
-    import jittor as jt
-
-    if not jt.in_mpi:
-        return var
-    return var.mpi_all_reduce("mean")
 
 
 def barrier() -> None:

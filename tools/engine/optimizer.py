@@ -36,8 +36,9 @@ class SGDLarc:
         self._inner = jt.optim.Optimizer(params, lr=0.0)
         self.momentum_buffers = [jt.zeros(p.shape, p.dtype).stop_grad() for p in params]
 
-    def step(self, loss, lr: float, skip: Iterable[int] = ()) -> bool:
+    def step(self, loss, lr: float, skip: Iterable[int] = (), outputs: Sequence = ()) -> bool:
         """Back-propagate ``loss`` and update; parameters whose ``id`` is in ``skip`` are left alone.
+        ``outputs`` (Jittor Vars, e.g. running metric sums) are executed in the same sync as the update.
 
         Returns whether the parameters were updated (``False``: AMP gradients overflowed, step skipped).
         """
@@ -54,6 +55,8 @@ class SGDLarc:
             scaler.update(finite)
             if not finite:
                 self._inner.post_step()
+                if outputs:
+                    jt.sync(list(outputs))  # a skipped step's graph is not kept alive until the next one
                 return False
         for p, g, buf in zip(self.params, grads, self.momentum_buffers, strict=True):
             if id(p) in skip_ids:
@@ -76,7 +79,7 @@ class SGDLarc:
                 d_p = buf
             p.update(p - lr * d_p)
         self._inner.post_step()
-        jt.sync(self.params + self.momentum_buffers)
+        jt.sync(self.params + self.momentum_buffers + list(outputs))
         return True
 
     def state_dict(self) -> dict:

@@ -27,6 +27,7 @@ from tools.engine.checkpoint import (
     save_checkpoint,
 )
 from tools.engine.distributed import World, jittor_world
+from tools.engine.epoch_means import EpochMeans
 from tools.engine.metrics_log import MetricsLog
 from tools.engine.optimizer import SGDLarc
 from tools.engine.precision import DynamicLossScale, stage_precision, tensor_core_scope
@@ -116,17 +117,23 @@ def fit(
     total = loop.epochs * iters_per_epoch
 
     epoch, index = 0, 0
+    partial_epoch: dict[str, Any] | None = None  # the epoch_* sums of a checkpoint saved mid-epoch
     if paths.latest.is_file() or paths.snapshots():
         if not resume:
             raise LussError(
                 f"{paths.directory} holds checkpoints: this run already trained {task.name}. Pass --resume "
                 "to continue it, or choose a new --run directory."
             )
-        epoch, index = _restore(task, optimizer, paths, world, iters_per_epoch, loop, config_dict, say)
+        epoch, index, partial_epoch = _restore(
+            task, optimizer, paths, world, iters_per_epoch, loop, config_dict, say
+        )
         log.truncate_after(epoch * iters_per_epoch + index)
 
+    means = EpochMeans(partial_epoch)
+
     def save(epoch: int, index: int, target: Path | None = None) -> None:
-        _save(task, optimizer, paths, world, epoch, index, loop, iters_per_epoch, config_dict, frozen, target)
+        position = {"epoch": epoch, "index": index, "epoch_metrics": means.state()}
+        _save(task, optimizer, paths, world, position, loop, iters_per_epoch, config_dict, frozen, target)
 
     skipped = SkippedImages(out_dir, world.rank, task.name, loop.max_skipped_images, say)
     drain = getattr(loader, "drain_skipped", list)
@@ -141,8 +148,6 @@ def fit(
             while epoch < loop.epochs:
                 loader.set_epoch(epoch)
                 task.set_train_mode()
-                epoch_sums: dict[str, float] = {}
-                epoch_count = 0
                 for batch in loader.iter_from(index):
                     it = epoch * iters_per_epoch + index
                     skipped.record(drain(), epoch, it)
@@ -153,9 +158,13 @@ def fit(
                         loss, metrics = task.train_step(batch, step)
                     if precision.amp:
                         restore_float32_buffers(task.model)
-                    optimizer.step(loss, step.lr, skip=task.skipped_parameters(step))
+                    sums = means.add(metrics)  # executed with the update: no extra sync per step
+                    optimizer.step(loss, step.lr, skip=task.skipped_parameters(step), outputs=sums)
                     if scaler is not None:
-                        metrics = {**metrics, "loss_scale": scaler.scale, "amp_skipped": scaler.skipped_steps}
+                        amp = {"loss_scale": scaler.scale, "amp_skipped": scaler.skipped_steps}
+                        means.add(amp)
+                        metrics = {**metrics, **amp}
+                    means.commit()
                     index += 1
                     bar.advance(loop.batch_size)
                     if index % loop.log_every == 0 or index == iters_per_epoch:
@@ -163,11 +172,9 @@ def fit(
                         img_s = bar.images_per_second()
                         bar.show(epoch, step.lr, last, img_s)
                         log.write({"iteration": it, "epoch": epoch, "lr": step.lr, "img_s": img_s, **last})
-                        for k, v in last.items():
-                            epoch_sums[k] = epoch_sums.get(k, 0.0) + v
-                        epoch_count += 1
                 epoch, index = epoch + 1, 0
-                summary = {f"epoch_{k}": v / max(epoch_count, 1) for k, v in epoch_sums.items()}
+                summary = means.means()
+                means = EpochMeans()
                 log.write({"iteration": epoch * iters_per_epoch - 1, "epoch_end": epoch - 1, **summary})
                 # The snapshot before latest.pkl: a kill between the two then redoes the epoch and writes
                 # the snapshot again, where the other order would leave the run without it.
@@ -217,8 +224,7 @@ def _save(
     optimizer,
     paths,
     world: World,
-    epoch: int,
-    index: int,
+    position: dict[str, Any],
     loop,
     ipe: int,
     config_dict,
@@ -226,9 +232,11 @@ def _save(
     target=None,
 ) -> None:
     """A resumable checkpoint (``latest.pkl``, or ``target``: a snapshot): rank 0 writes model + optimiser
-    + position, every other rank its own task state (queues) beside it."""
+    + position (``epoch``, ``index``, the partial ``epoch_metrics``), every other rank its own task state
+    (queues) beside it."""
     target = target or paths.latest
-    position = {"epoch": epoch, "index": index, "iteration": epoch * ipe + index, "world_size": world.size}
+    epoch, index = position["epoch"], position["index"]
+    position = {**position, "iteration": epoch * ipe + index, "world_size": world.size}
     position.update(batch_size=loop.batch_size, arch=_arch(config_dict))
     if not world.is_main:
         save_checkpoint(paths.rank_state(target, world.rank), {"extra": task.extra_state(), **position})
@@ -279,9 +287,11 @@ def _restore(task, optimizer, paths: CheckpointPaths, world: World, ipe: int, lo
         optimizer.load_state_dict(payload["optimizer"])
         task.load_extra_state(extra)
         epoch, index = int(payload["epoch"]), int(payload["index"])
+        # A checkpoint of an older luss has no epoch sums: its epoch then averages the steps run since.
+        partial_epoch = payload.get("epoch_metrics") if index else None
         if index >= ipe:  # the data changed size since the save: start the next epoch
-            epoch, index = epoch + 1, 0
-        return epoch, index
+            epoch, index, partial_epoch = epoch + 1, 0, None
+        return epoch, index, partial_epoch
     raise LussError(
         f"{paths.directory}: no checkpoint to resume {task.name} from loads: "
         + " | ".join(skipped)

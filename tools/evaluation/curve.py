@@ -35,10 +35,10 @@ from tools.evaluation.scorer import (
     list_score_items,
     load_attention,
     load_gt,
-    resolve_workers,
     run_chunks,
     score_predictions,
 )
+from tools.workers import worker_count
 
 DEFAULT_T_MIN, DEFAULT_T_MAX, DEFAULT_T_STEP = 0.0, 0.80, 0.01
 
@@ -226,8 +226,8 @@ def threshold_curve(
         raise LussError(f"thresholds must be strictly increasing (as float32), got {thresholds}")
     data = as_dataset(data)
     num_classes = data.num_classes
-    workers = resolve_workers(workers)
     items = list_score_items(pred_dir, data, split)
+    workers = worker_count(workers, len(items))
     chunks = chunked(items, workers)
     jobs = [_CurveJob(chunk, num_classes, tuple(thresholds)) for chunk in chunks]
     tables: list[ImageTable] = []

@@ -17,7 +17,6 @@ where the official code crashes mid-run or (for ``.npy``) silently skips the thr
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +33,8 @@ from tools.evaluation.boundary import boundary_mask
 from tools.evaluation.hungarian import hungarian_match
 from tools.evaluation.metrics import BOUNDARY_BUCKETS, BUCKETS, bucket_mean_iou, iou_per_class
 from tools.evaluation.per_image import ScoreTotals, image_stats
+from tools.progress import progress_bar
+from tools.workers import chunk_size, worker_count
 
 MAX_CHUNK = 16
 
@@ -234,13 +235,9 @@ J = TypeVar("J")
 R = TypeVar("R")
 
 
-def resolve_workers(workers: int) -> int:
-    return workers if workers > 0 else (os.cpu_count() or 1)
-
-
 def chunked(items: Sequence[ScoreItem], workers: int) -> list[tuple[ScoreItem, ...]]:
     """Chunks small enough to balance the workers, large enough to keep pickling cheap."""
-    size = max(1, min(MAX_CHUNK, math.ceil(len(items) / (4 * max(1, workers)))))
+    size = chunk_size(len(items), workers, MAX_CHUNK)
     return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
 
 
@@ -248,9 +245,6 @@ def run_chunks(
     fn: Callable[[J], R], jobs: Sequence[J], sizes: Sequence[int], workers: int, label: str, progress: bool
 ) -> Iterator[R]:
     """``fn(job)`` for every job, in order; in a process pool when ``workers > 1``."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     n_proc = min(workers, len(jobs))
     pool = None
     if n_proc > 1:
@@ -258,13 +252,11 @@ def run_chunks(
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         # Created (and forked) before the progress bar starts its refresh thread.
         pool = ctx.Pool(n_proc)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with Progress(*columns, console=Console(stderr=True), disable=not progress, transient=True) as bar:
-            task = bar.add_task(label, total=sum(sizes))
+        with progress_bar(label, sum(sizes), progress) as advance:
             results = pool.imap(fn, jobs) if pool is not None else map(fn, jobs)
             for result, size in zip(results, sizes, strict=True):
-                bar.advance(task, size)
+                advance(size)
                 yield result
     finally:
         if pool is not None:
@@ -387,13 +379,14 @@ def score_predictions(
 ) -> ScoreResult:
     """Score ``pred_dir/<wnid>/<stem>.png`` against the split's GT like the official evaluator.
 
-    ``match=None`` recomputes the image-level Hungarian on these predictions; ``workers=0`` uses
-    every CPU; ``threshold`` zeroes pixels whose ``.npy`` attention is below it.
+    ``match=None`` recomputes the image-level Hungarian on these predictions; ``workers`` processes
+    (0 = auto, :func:`tools.workers.worker_count`); ``threshold`` zeroes pixels whose ``.npy``
+    attention is below it.
     """
     data = as_dataset(data)
     num_classes = data.num_classes
-    workers = resolve_workers(workers)
     items = list_score_items(pred_dir, data, split)
+    workers = worker_count(workers, len(items))
     if match is None:
         match = recompute_match(items, num_classes, threshold, workers, progress)
     totals = score_items(items, num_classes, match, threshold, boundary, workers, progress)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import struct
 import zlib
@@ -34,6 +33,7 @@ from tools.data.imagenet_s import ImageNetS
 from tools.data.label_codec import decode_label_rgb
 from tools.packing.method_info import parse_method_text
 from tools.progress import progress_bar
+from tools.workers import chunk_size, worker_count
 
 MATCH_NAME = "match.json"
 METHOD_NAME = "method.txt"
@@ -45,7 +45,6 @@ MAX_PNG_BYTES = 64 * 1024 * 1024  # a label PNG is a few KB; refuse to load a fi
 # Below this many PNGs, starting worker processes costs more than it saves.
 _POOL_MIN_TASKS = 256
 _BATCH = 32  # PNGs per task sent to a worker (amortises pickling and scheduling)
-_MAX_AUTO_WORKERS = 8
 
 # Problem kinds, in the order a summary lists them.
 KINDS = (
@@ -348,17 +347,6 @@ def _check_batch(tasks: list[PngTask]) -> list[PngResult]:
     return [check_png(t) for t in tasks]
 
 
-def resolve_workers(workers: int, num_tasks: int) -> int:
-    """``0`` = automatic (in-process for small jobs, else up to 8 processes); ``N`` = exactly N."""
-    if workers < 0:
-        raise ValueError(f"workers must be >= 0, got {workers}")
-    if workers == 0:
-        if num_tasks < _POOL_MIN_TASKS:
-            return 1
-        workers = min(os.cpu_count() or 1, _MAX_AUTO_WORKERS)
-    return max(1, min(workers, num_tasks))
-
-
 def _batches(tasks: Iterable[PngTask], size: int) -> Iterator[list[PngTask]]:
     batch: list[PngTask] = []
     for task in tasks:
@@ -382,7 +370,7 @@ def run_png_checks(
     ``tasks`` may be a lazy iterator (e.g. reading a zip): at most a few batches per worker are in
     flight, so memory stays bounded however large the submission.
     """
-    n_workers = resolve_workers(workers, total)
+    n_workers = worker_count(workers, total, _POOL_MIN_TASKS)
     results: list[PngResult] = []
     with progress_bar(label, total, progress) as advance:
 
@@ -395,7 +383,7 @@ def run_png_checks(
                 collect(_check_batch(batch))
         else:
             # Small jobs get smaller batches, so every worker has some.
-            size = max(1, min(_BATCH, total // (4 * n_workers)))
+            size = chunk_size(total, n_workers, _BATCH)
             _run_pool(_batches(tasks, size), n_workers, collect)
     results.sort(key=lambda r: r.name)
     return results

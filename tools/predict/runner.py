@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tools.data.imagenet_s import ImageNetS
 from tools.data.images import load_rgb_image
@@ -20,6 +19,7 @@ from tools.data.label_codec import write_label_png
 from tools.engine.distributed import World, shard
 from tools.predict.labels import logits_to_labels
 from tools.predict.preprocess import resize_shorter_side, to_normalized_chw
+from tools.progress import progress_bar
 
 # [1, 3, h, w] Jittor Var -> [1, C+1, h', w'] logits (0 = background, 1..C = clusters)
 Segmenter = Callable[[object], object]
@@ -79,18 +79,11 @@ def predict_split(
     samples = shard(data.samples(split), world)
     todo = [s for s in samples if options.overwrite or not (out_dir / s.png_name()).is_file()]
     start = time.perf_counter()
-    columns = (
-        TextColumn(f"[bold]predict {split}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, disable=not (progress and world.is_main)) as bar:
-        task = bar.add_task("predict", total=len(todo), rate="")
+    enabled = progress and world.is_main
+    with progress_bar(f"predict {split}", len(todo), enabled, status=True, transient=False) as advance:
         for done, sample in enumerate(todo, start=1):
             labels = predict_image(segmenter, sample.image_path, options)
             write_label_png(out_dir / sample.png_name(), labels)
             rate = done / max(time.perf_counter() - start, 1e-9)
-            bar.update(task, advance=1, rate=f"{rate:.1f} img/s")
+            advance(1, status=f"{rate:.1f} img/s")
     return PredictSummary(len(samples), len(todo), len(samples) - len(todo), time.perf_counter() - start)

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tools.atomic_io import atomic_write_json
 from tools.data.imagenet_s import ImageNetS, Sample
@@ -30,6 +29,7 @@ from tools.data.label_codec import read_label_png, write_label_png
 from tools.engine.distributed import World, shard
 from tools.errors import LussError
 from tools.packing.protocols import read_provenance, write_provenance
+from tools.progress import progress_bar
 from tools.refine.mask_cache import cache_path, load_mask_cache, save_mask_cache
 from tools.refine.sam_model import MaskSource
 from tools.refine.voting import BackgroundPolicy, VoteMode, vote_by_masks
@@ -179,15 +179,9 @@ def refine_split(
     generated = 0
     sam_seconds = vote_seconds = 0.0
     start = time.perf_counter()
-    columns = (
-        TextColumn(f"[bold]refine {split}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, disable=not (progress and world.is_main)) as bar:
-        task = bar.add_task("refine", total=len(todo), rate="")
+    enabled = progress and world.is_main
+    bar = progress_bar(f"refine {split}", len(todo), enabled, console=console, status=True, transient=False)
+    with bar as advance:
         for done, sample in enumerate(todo, start=1):
             pred_path = pred_dir / sample.png_name()
             pred = read_label_png(pred_path)
@@ -213,7 +207,7 @@ def refine_split(
             per_image = (time.perf_counter() - start) / done
             sam_rate = f", SAM {sam_seconds / generated:.2f} s" if generated else ""
             vote_rate = f"vote {1000 * vote_seconds / done:.1f} ms"
-            bar.update(task, advance=1, rate=f"{per_image:.2f} s/img ({vote_rate}{sam_rate})")
+            advance(1, status=f"{per_image:.2f} s/img ({vote_rate}{sam_rate})")
     return RefineSummary(
         total=len(samples),
         voted=len(todo),

@@ -28,7 +28,15 @@ from tools.config.schema import LussConfig
 from tools.data.imagenet_s import ImageNetS, Sample
 from tools.data.images import load_rgb_image
 from tools.data.label_codec import write_label_png
-from tools.engine.distributed import barrier, broadcast_float, jittor_world, shard, sum_over_ranks
+from tools.engine.distributed import (
+    World,
+    barrier,
+    broadcast_float,
+    jittor_world,
+    shard,
+    shard_slice,
+    sum_over_ranks,
+)
 from tools.errors import DatasetError, LussError
 from tools.progress import progress_bar
 from tools.run_layout import RunLayout
@@ -220,7 +228,7 @@ class ClusterStage:
         rows = np.zeros((len(samples), max(s.shape[1] for s in shards)), np.float32)
         for r, rows_r in enumerate(shards):
             if len(rows_r):  # a rank with an empty shard saved a [0, 0] array
-                rows[r::size] = rows_r
+                rows[shard_slice(World(r, size))] = rows_r
         for p in parts:
             p.unlink()
         return rows
