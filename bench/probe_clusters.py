@@ -48,7 +48,7 @@ def knn_accuracy(features: np.ndarray, classes: np.ndarray, k: int = 10) -> floa
 def crop_labels(path: Path, short_side: int, crop: int) -> np.ndarray:
     """Ground-truth labels ``int32 [crop, crop]``, resized (nearest) and centre-cropped like the image."""
     from tools.data.label_codec import read_label_png
-    from tools.stages.cluster import center_crop
+    from tools.clustering.embed import center_crop
 
     img = Image.fromarray(read_label_png(path).astype(np.int32))
     w, h = img.size
@@ -78,15 +78,13 @@ def masked_pool(u_n: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def stage_one_net(config, checkpoint: Path | None):
     """The Stage-1 network in eval mode: random (seeded like Stage 1) when ``checkpoint`` is None."""
-    from tools.engine.checkpoint import load_checkpoint
-    from tools.engine.state import load_model_state
     from tools.engine.trainer import seed_everything
-    from tools.stages.pretrain import build_pretrain_net
+    from tools.networks import build_network, load_network_weights
 
     seed_everything(config.pretrain.loop.seed)
-    net = build_pretrain_net(config)
+    net = build_network(config, "pretrain")
     if checkpoint is not None:
-        load_model_state(net, load_checkpoint(checkpoint)["model"], str(checkpoint))
+        load_network_weights(net, "pretrain->pretrain", checkpoint)
     net.eval()
     return net
 
@@ -120,10 +118,10 @@ def attention_features(config, checkpoint: Path, batches: list[np.ndarray]) -> t
     features with the same attention (PASS ``inference_cluster``, spec 5.3)."""
     import jittor as jt
 
-    from tools.stages.pixel_attention import build_pixel_attention_net, load_weights
+    from tools.networks import build_network, load_network_weights
 
-    net = build_pixel_attention_net(config, heads=False)
-    load_weights(net, checkpoint, drop=("prototypes.", "projection_head."))
+    net = build_network(config, "attention_features")
+    load_network_weights(net, "attention->attention_features", checkpoint)
     net.eval()
     from jittor import nn
 
@@ -148,7 +146,7 @@ def probe(run: Path, data: Path, checkpoint: Path | None, preset: str, overrides
     from tools.data.images import load_rgb_image
     from tools.data.label_codec import IGNORE_ID
     from tools.predict.preprocess import resize_shorter_side
-    from tools.stages.cluster import center_crop, embedding_input
+    from tools.clustering.embed import center_crop, embedding_input
 
     config = load_config(preset, overrides)
     cfg = config.cluster

@@ -154,3 +154,11 @@ def test_predict_refuses_a_run_without_config(tmp_path):
     result = CliRunner().invoke(cli, ["predict", "--run", str(tmp_path), "--data", str(data)])
     assert isinstance(result.exception, LussError)
     assert "config.yaml: this run has no config" in str(result.exception)
+
+
+def test_a_run_saved_before_refine_had_a_background_field_still_loads(run):
+    layout = RunLayout.at(run)
+    raw = yaml.safe_load(layout.config_file.read_text())
+    raw["refine"] = {"model_type": "vit_b", "vote_mode": "original", "background_may_erase": False}
+    layout.config_file.write_text(yaml.safe_dump(raw))
+    assert read_run_config(layout).refine.background == "erase"

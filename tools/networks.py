@@ -54,6 +54,7 @@ WEIGHT_RULES: dict[str, WeightRule] = {
     "attention->attention_features": WeightRule(drop=ATTENTION_HEADS),
     "pretrain->segmenter": WeightRule(prefix="backbone.", into="backbone"),
     "finetune->segmenter": WeightRule(),
+    "pretrain->pretrain": WeightRule(),  # a Stage-1 network read back whole (diagnostics)
 }
 
 # The command that writes each source checkpoint (named in the error when it is missing).

@@ -81,6 +81,9 @@ def read_run_config(layout: RunLayout) -> LussConfig | None:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc}). Restore it, or start a new --run.") from exc
+    refine = raw.get("refine")
+    if isinstance(refine, dict):  # never read by any luss; the CLI's erase is what ran
+        refine.pop("background_may_erase", None)
     return _build(LussConfig, raw, str(path))
 
 
