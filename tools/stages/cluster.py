@@ -30,8 +30,6 @@ from tools.data.images import load_rgb_image
 from tools.data.label_codec import write_label_png
 from tools.engine.distributed import (
     World,
-    barrier,
-    broadcast_float,
     jittor_world,
     shard,
     shard_slice,
@@ -40,6 +38,7 @@ from tools.engine.distributed import (
 from tools.errors import DatasetError, LussError
 from tools.progress import progress_bar
 from tools.run_layout import RunLayout
+from tools.stages.frame import StageStep, run_steps
 
 STAGE = "cluster"
 STEPS = ("saliency", "attention", "kmeans", "labels")
@@ -102,23 +101,42 @@ class ClusterStage:
         return json.loads(path.read_text()) if path.is_file() else {}
 
     # -- sub-steps -------------------------------------------------------------------------------------
+    def _run_parts(self, parts: list[StageStep], resume: bool) -> None:
+        """A step's parts in the stage frame: who runs each, and the barrier after it."""
+        run_steps(STAGE, parts, resume, self.say, self.world)
+
     def step_saliency(self, resume: bool) -> dict[str, Any]:
-        """Every rank writes the maps of its shard; after the barrier every train image has one."""
+        """Every rank writes the maps of its shard; once every train image has one, rank 0 measures them."""
         from tools.clustering.maskcut_stage import write_saliency_maps
         from tools.clustering.quality import saliency_quality
 
         train = self.samples("train")
-        info = write_saliency_maps(self.config, shard(train, self.world), self.layout, self.say)
-        barrier()
-        self.require_saliency(train)
-        info = {**info, "images": len(train), "written": sum_over_ranks(info["written"])}
-        if self.world.is_main:
-            quality = saliency_quality(self.data.root, train, self.layout.saliency_dir())
-            self.say(f"cluster: saliency {describe_quality(quality)}")
-            report = {**self.read_report(), "saliency": quality}
-            atomic_write_json(self.layout.cluster_file("report.json"), report)
-            info["quality"] = quality
+        info: dict[str, Any] = {}
+
+        def maps(resume: bool) -> dict:
+            info.update(write_saliency_maps(self.config, shard(train, self.world), self.layout, self.say))
+            return {}
+
+        def check(resume: bool) -> dict:
+            self.require_saliency(train)
+            info.update(images=len(train), written=sum_over_ranks(info["written"]))
+            return {}
+
+        def quality(resume: bool) -> dict:
+            info["quality"] = saliency_quality(self.data.root, train, self.layout.saliency_dir())
+            self.say(f"cluster: saliency {describe_quality(info['quality'])}")
+            self.update_report({"saliency": info["quality"]})
+            return {}
+
+        parts = [StageStep("maps", maps), StageStep("check", check), StageStep("quality", quality, "main")]
+        self._run_parts(parts, resume)
         return info
+
+    def update_report(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Rank 0: ``RUN/cluster/report.json`` with ``values`` merged in (atomically)."""
+        report = {**self.read_report(), **values}
+        atomic_write_json(self.layout.cluster_file("report.json"), report)
+        return report
 
     def require_saliency(self, train: Sequence[Sample]) -> None:
         """Refuse a missing or half-written saliency folder (a killed or still running saliency step)."""
@@ -157,18 +175,34 @@ class ClusterStage:
         return {"final_checkpoint": info["final_checkpoint"], "last_metrics": info["last_metrics"]}
 
     def step_kmeans(self, resume: bool) -> dict[str, Any]:
-        from tools.clustering.kmeans import cluster_accuracy, kmeans, normalized_mutual_info
-
+        """Every rank embeds its shard of train and validation; rank 0 gathers the rows and clusters."""
         net = self.cluster_net()
         train, val = self.samples("train"), self.samples("validation")
-        both = self.gathered_embeddings(net, train, "train")
-        val_emb = self.gathered_embeddings(net, val, "validation") if val else None
-        if not self.world.is_main:
-            return {}  # k-means runs once, on rank 0; the others wait at the step's barrier
+        splits = [("train", train)] + ([("validation", val)] if val else [])
+        mine: dict[str, np.ndarray] = {}
+        report: dict[str, Any] = {}
+
+        def embed(resume: bool) -> dict:
+            for split, samples in splits:
+                mine[split] = self.embed_shard(net, samples, split)
+            return {}
+
+        def fit(resume: bool) -> dict:
+            rows = {split: self.gather_rows(mine[split], samples, split) for split, samples in splits}
+            report.update(self.fit_kmeans(train, val, rows["train"], rows.get("validation")))
+            return {}
+
+        self._run_parts([StageStep("embed", embed), StageStep("fit", fit, "main")], resume)
+        return report
+
+    def fit_kmeans(self, train, val, both: np.ndarray, val_rows: np.ndarray | None) -> dict[str, Any]:
+        """Rank 0: faiss k-means on the train rows, centroids, assignments, NMI and cluster accuracy."""
+        from tools.clustering.kmeans import cluster_accuracy, kmeans, normalized_mutual_info
+
         # Columns: attention-pooled embedding, then the same features pooled uniformly (the ablation).
         half = both.shape[1] // 2
         train_emb, train_uniform = both[:, :half], both[:, half:]
-        val_emb = val_emb[:, :half] if val_emb is not None else None
+        val_emb = val_rows[:, :half] if val_rows is not None else None
         k = self.num_clusters()
         cfg = self.cfg
         result = kmeans(train_emb, k, cfg.niter, cfg.nredo, cfg.seed, val_emb)
@@ -197,32 +231,31 @@ class ClusterStage:
                 "cluster_accuracy": cluster_accuracy(classes, plain),
             },
         }
-        atomic_write_json(self.layout.cluster_file("report.json"), {**self.read_report(), **report})
+        self.update_report(report)
         self.say(
             f"cluster: k-means K={k} on {len(train)} train images: NMI {nmi:.4f}, cluster acc {acc:.4f} "
             f"(without attention: acc {report['no_attention']['cluster_accuracy']:.4f})"
         )
         return report
 
-    def gathered_embeddings(self, net, samples: Sequence[Sample], split: str) -> np.ndarray | None:
-        """Each rank embeds its shard into ``embed-<split>-rank<r>.npy``; rank 0 gets all rows in order.
-
-        A row is ``[attention-pooled | uniformly pooled]`` (:func:`embed_samples`), ``2 D`` columns.
-        """
+    def embed_shard(self, net, samples: Sequence[Sample], split: str) -> np.ndarray:
+        """This rank's rows ``[attention-pooled | uniformly pooled]`` (:func:`embed_samples`, ``2 D``
+        columns); under several ranks also saved as ``embed-<split>-rank<r>.npy`` for rank 0."""
         cfg = self.cfg
-        rank, size = self.world.rank, self.world.size
-        parts_of_mine = embed_samples(
-            net, shard(samples, self.world), cfg.short_side, cfg.crop, f"embed {split}"
-        )
-        mine = np.concatenate(parts_of_mine, axis=1)
+        parts = embed_samples(net, shard(samples, self.world), cfg.short_side, cfg.crop, f"embed {split}")
+        mine = np.concatenate(parts, axis=1)
+        if self.world.size > 1:
+            with atomic_path(
+                self.layout.cluster_file(f"embed-{split}-rank{self.world.rank}.npy"), suffix=".npy"
+            ) as tmp:
+                np.save(tmp, mine)
+        return mine
+
+    def gather_rows(self, mine: np.ndarray, samples: Sequence[Sample], split: str) -> np.ndarray:
+        """Rank 0, after every rank's :meth:`embed_shard`: all rows of ``samples`` in order."""
+        size = self.world.size
         if size == 1:
             return mine
-        part = self.layout.cluster_file(f"embed-{split}-rank{rank}.npy")
-        with atomic_path(part, suffix=".npy") as tmp:
-            np.save(tmp, mine)
-        barrier()
-        if not self.world.is_main:
-            return None
         parts = [self.layout.cluster_file(f"embed-{split}-rank{r}.npy") for r in range(size)]
         shards = [np.load(p) for p in parts]
         rows = np.zeros((len(samples), max(s.shape[1] for s in shards)), np.float32)
@@ -269,38 +302,56 @@ class ClusterStage:
         return curve.best_threshold, extra
 
     def step_labels(self, resume: bool) -> dict[str, Any]:
+        """Every rank labels its shard of validation; rank 0 sweeps the threshold on all of them and
+        records it; every rank writes its train pseudo-labels with it; rank 0 measures them."""
+        from tools.clustering.quality import pseudo_label_quality
+
         net = self.cluster_net()
         centroids = unit_rows(np.load(self.layout.cluster_file("centroids.npy")))
         val_dir = self.layout.cluster_labels_dir("validation")
-        self._write_split_labels(net, centroids, self.samples("validation"), val_dir, None)
-        barrier()  # the sweep reads every rank's validation maps
-        t, extra = self.choose_threshold(val_dir, len(centroids)) if self.world.is_main else (0.0, {})
-        t = broadcast_float(t)
-        self._write_split_labels(
-            net, centroids, self.samples("train"), self.layout.pseudo_label_dir("train"), t
-        )
-        barrier()  # the train pseudo-label quality below reads every rank's labels
-        if not self.world.is_main:
-            return {"threshold": t}
-        self.say(f"cluster: threshold t = {t:.2f} ({extra['threshold_source']})")
-        kept = foreground_fraction(val_dir, t)
-        if kept is not None:
-            extra["validation_foreground_fraction"] = kept
-            if kept < 0.01:
-                self.say(
-                    f"cluster: WARNING t = {t:.2f} keeps {100 * kept:.2f} % of validation pixels as "
-                    "foreground: "
-                    "the attention is not trained enough (more pixel_attention epochs?); the train "
-                    "pseudo-labels will be almost all background."
-                )
-        from tools.clustering.quality import pseudo_label_quality
+        train_dir = self.layout.pseudo_label_dir("train")
 
-        train = self.samples("train")
-        quality = pseudo_label_quality(self.data.root, train, self.layout.pseudo_label_dir("train"))
-        self.say(f"cluster: train pseudo-labels {describe_quality(quality)}")
-        report = {**self.read_report(), "threshold": t, **extra, "train_pseudo_labels": quality}
-        atomic_write_json(self.layout.cluster_file("report.json"), report)
-        return {"threshold": t}
+        def validation_maps(resume: bool) -> dict:
+            self._write_split_labels(net, centroids, self.samples("validation"), val_dir, None)
+            return {}
+
+        def threshold(resume: bool) -> dict:
+            t, extra = self.choose_threshold(val_dir, len(centroids))
+            self.say(f"cluster: threshold t = {t:.2f} ({extra['threshold_source']})")
+            kept = foreground_fraction(val_dir, t)
+            if kept is not None:
+                extra["validation_foreground_fraction"] = kept
+                if kept < 0.01:
+                    self.say(
+                        f"cluster: WARNING t = {t:.2f} keeps {100 * kept:.2f} % of validation pixels as "
+                        "foreground: the attention is not trained enough (more pixel_attention epochs?); "
+                        "the train pseudo-labels will be almost all background."
+                    )
+            self.update_report({"threshold": t, **extra})
+            return {}
+
+        def train_labels(resume: bool) -> dict:  # t: what rank 0 recorded before the barrier
+            self._write_split_labels(net, centroids, self.samples("train"), train_dir, self.threshold())
+            return {}
+
+        def quality(resume: bool) -> dict:
+            q = pseudo_label_quality(self.data.root, self.samples("train"), train_dir)
+            self.say(f"cluster: train pseudo-labels {describe_quality(q)}")
+            self.update_report({"train_pseudo_labels": q})
+            return {}
+
+        parts = [
+            StageStep("validation maps", validation_maps),
+            StageStep("threshold", threshold, "main"),
+            StageStep("train pseudo-labels", train_labels),
+            StageStep("quality", quality, "main"),
+        ]
+        self._run_parts(parts, resume)
+        return {"threshold": self.threshold()}
+
+    def threshold(self) -> float:
+        """The attention threshold ``t`` rank 0 chose (``report.json``)."""
+        return float(self.read_report()["threshold"])
 
 
 def run_cluster(
@@ -317,7 +368,7 @@ def run_cluster(
     from tools.data.validate import require_usable_dataset
     from tools.engine.precision import stage_precision
     from tools.runtime import status_line
-    from tools.stages.frame import StageStep, mark_stage_done, run_steps
+    from tools.stages.frame import mark_stage_done
 
     stage = ClusterStage(config, data_root, run_dir, say)
     layout = stage.layout
