@@ -47,8 +47,8 @@ def knn_accuracy(features: np.ndarray, classes: np.ndarray, k: int = 10) -> floa
 
 def crop_labels(path: Path, short_side: int, crop: int) -> np.ndarray:
     """Ground-truth labels ``int32 [crop, crop]``, resized (nearest) and centre-cropped like the image."""
-    from tools.data.label_codec import read_label_png
     from tools.clustering.embed import center_crop
+    from tools.data.label_codec import read_label_png
 
     img = Image.fromarray(read_label_png(path).astype(np.int32))
     w, h = img.size
@@ -139,6 +139,7 @@ def attention_features(config, checkpoint: Path, batches: list[np.ndarray]) -> t
 
 
 def probe(run: Path, data: Path, checkpoint: Path | None, preset: str, overrides: list[str]) -> list[dict]:
+    from tools.clustering.embed import center_crop, embedding_input
     from tools.clustering.kmeans import cluster_accuracy, kmeans, normalized_mutual_info
     from tools.clustering.quality import train_ground_truth
     from tools.config.loader import load_config
@@ -146,7 +147,6 @@ def probe(run: Path, data: Path, checkpoint: Path | None, preset: str, overrides
     from tools.data.images import load_rgb_image
     from tools.data.label_codec import IGNORE_ID
     from tools.predict.preprocess import resize_shorter_side
-    from tools.clustering.embed import center_crop, embedding_input
 
     config = load_config(preset, overrides)
     cfg = config.cluster
