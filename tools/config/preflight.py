@@ -19,10 +19,9 @@ def missing_inputs(config: LussConfig, sam_checkpoint: str | None, dino_checkpoi
     """One sentence per input the run will need and lacks (empty when it can start)."""
     problems = []
     m, saliency = config.model, config.cluster.saliency
-    from models.build import arch_spec
+    from tools.config.validate import needs_sam_weights
 
-    frozen_sam = arch_spec(m.arch).needs_weights_when_frozen and m.freeze_encoder
-    if frozen_sam and not (sam_checkpoint or m.sam_checkpoint):
+    if needs_sam_weights(m, sam_checkpoint or m.sam_checkpoint):
         problems.append(
             f"preset {config.preset}: the frozen SAM ViT-B encoder needs its weights: SAM_CKPT=/path/"
             "sam_vit_b_01ec64.pth (luss pretrain --sam-checkpoint)."

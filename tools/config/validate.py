@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tools.config.loader import ConfigError
-from tools.config.schema import CropConfig, LoopConfig, LussConfig
+from tools.config.schema import CropConfig, LoopConfig, LussConfig, ModelConfig
 
 
 class InvalidConfigError(ConfigError):
@@ -46,6 +46,8 @@ def _crops(key: str, crops: CropConfig, min_crops: int, bad: Callable[[str, str]
         bad(f"{key}.crops.sizes", "every crop side must be >= 8 pixels")
     if any(c < 0 for c in crops.counts) or sum(crops.counts) < min_crops:
         bad(f"{key}.crops.counts", f"must give at least {min_crops} crops in all")
+    if crops.counts[0] < 2:  # MultiCropSpec's rule, for every multi-crop section
+        bad(f"{key}.crops.counts", "the first crop group needs at least 2 crops (the P2P pair)")
     for lo, hi in zip(crops.min_scales, crops.max_scales, strict=True):
         if not 0 < lo <= hi <= 1:
             bad(f"{key}.crops.min_scales/max_scales", f"need 0 < min <= max <= 1, got {lo} and {hi}")
@@ -73,6 +75,15 @@ def _file(key: str, path: str | None, bad: Callable[[str, str], None]) -> None:
         bad(key, f"{path}: no such file")
 
 
+def needs_sam_weights(model: ModelConfig, sam_checkpoint: str | None) -> bool:
+    """Whether ``model`` keeps a SAM encoder frozen that must be given official weights and is given
+    none (``sam_checkpoint``: the weights a flag or the config names)."""
+    from models.build import arch_spec
+
+    spec = arch_spec(model.arch)
+    return spec.needs_weights_when_frozen and model.freeze_encoder and not sam_checkpoint
+
+
 def problems_of(config: LussConfig, command: str | None = None) -> list[str]:
     """One line per invalid value (``key: what is wrong``); empty when the config is sound.
 
@@ -97,8 +108,7 @@ def problems_of(config: LussConfig, command: str | None = None) -> list[str]:
     _file("model.sam_checkpoint", m.sam_checkpoint, bad)
     if spec is not None and m.sam_checkpoint and not spec.sam:
         bad("model.sam_checkpoint", f"SAM weights need a SAM architecture, model.arch is {m.arch!r}")
-    needs_weights = spec is not None and spec.needs_weights_when_frozen and m.freeze_encoder
-    if command == "pretrain" and needs_weights and not m.sam_checkpoint:
+    if command == "pretrain" and spec is not None and needs_sam_weights(m, m.sam_checkpoint):
         bad(
             "model.sam_checkpoint",
             f"model.arch {m.arch} keeps the SAM encoder frozen, so it needs its weights: pass "
@@ -112,8 +122,6 @@ def problems_of(config: LussConfig, command: str | None = None) -> list[str]:
     total = sum(p.crops.counts)
     if any(not 0 <= c < total for c in p.crops_for_assign) or not p.crops_for_assign:
         bad("pretrain.crops_for_assign", f"{p.crops_for_assign} must name crops among the {total}")
-    if p.crops.counts and p.crops.counts[0] < 2:
-        bad("pretrain.crops.counts", "the first crop group needs at least 2 crops (the P2P pair)")
     if p.shallow_stages:
         if any(s not in (1, 2, 3) for s in p.shallow_stages):
             bad("pretrain.shallow_stages", f"{p.shallow_stages}: stages are 1, 2 or 3")

@@ -76,7 +76,7 @@ class PixelAttentionTask:
 
         spec = multicrop_spec(self.cfg.crops)
         self.batch_local = world.local_batch(self.cfg.loop.batch_size)
-        self.swav.bind(world, self.batch_local)
+        self.swav.bind(world)
         dataset: Any = MultiCropDataset([s.image_path for s in self.samples], spec, 7, seed)
         if self.saliency_dir is not None:
             dataset = SaliencyCropDataset(
@@ -99,7 +99,7 @@ class PixelAttentionTask:
         normalize_prototypes(self.model.prototypes.weight)
         out = self.model([jt.array(c) for c in batch[0]])
         b = self.batch_local
-        _, swav = self.swav(out.embedding, out.output, self.model.prototypes.weight, step.epoch)
+        _, swav = self.swav(out.embedding, out.output, self.model.prototypes.weight, b, step.epoch)
         metrics: dict[str, Any] = {"swav": swav}
         metrics.update(embedding_diagnostics(out.embedding[: 2 * b], out.output[: 2 * b]))
         loss = cfg.swav_weight * swav

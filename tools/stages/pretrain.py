@@ -71,7 +71,7 @@ class PretrainTask:
 
         spec = multicrop_spec(self.cfg.crops)
         self.batch_local = world.local_batch(self.cfg.loop.batch_size)
-        self.swav.bind(world, self.batch_local)
+        self.swav.bind(world)
         dataset = MultiCropDataset(self.images, spec, self.cfg.grid_size, seed)
         return global_batch_loader(dataset, STAGE, self.cfg.loop, world, seed)
 
@@ -91,7 +91,7 @@ class PretrainTask:
         out = self.model([jt.array(c) for c in crops], jt.array(grid_q), jt.array(grid_k))
         proto = self.model.prototypes.weight
         b = self.batch_local
-        codes, swav = self.swav(out.embedding, out.output, proto, step.epoch)
+        codes, swav = self.swav(out.embedding, out.output, proto, b, step.epoch)
         p2p = p2p_loss(out.z, out.p, jt.array(overlaps))
         d2s = d2s_loss(codes, out.shallow, proto, b, cfg.temperature) if out.shallow else {}
         loss = combine_pretrain_losses(swav, p2p, d2s, self.weights)

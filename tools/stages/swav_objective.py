@@ -16,7 +16,8 @@ from tools.errors import LussError
 
 
 class SwAVObjective:
-    """``codes, loss = objective(embedding, output, prototypes_weight, epoch)`` for one stage's section.
+    """``codes, loss = objective(embedding, output, prototypes_weight, batch_local, epoch)`` for one
+    stage's section (``batch_local``: the per-rank batch, rows per crop).
 
     ``section`` names the config section in errors (``pretrain``, ``pixel_attention``); ``cfg`` gives
     temperature, epsilon, Sinkhorn iterations, queue length and start, and the crop counts.
@@ -35,34 +36,35 @@ class SwAVObjective:
         self.counts = [int(c) for c in cfg.crops.counts]
         self.feat_dim = feat_dim
         self.world: World | None = None
-        self.batch_local = 0
         self.queue = None
 
-    def bind(self, world: World, batch_local: int) -> None:
-        """The ranks and per-rank batch the codes and the queue are computed for (at loader build)."""
-        self.world, self.batch_local = world, batch_local
+    def bind(self, world: World) -> None:
+        """The ranks the queue is shared out over (at loader build)."""
+        self.world = world
 
-    def _ensure_queue(self, epoch: int) -> None:
+    def _ensure_queue(self, epoch: int, batch_local: int) -> None:
         from models.losses import SwAVQueue
 
         cfg = self.cfg
         if self.queue is not None or not SwAVQueue.starts_at(epoch, cfg.queue_length, cfg.epoch_queue_starts):
             return
         size = self.world.size if self.world is not None else 1
-        length = SwAVQueue.local_length(cfg.queue_length, size, self.batch_local)
+        length = SwAVQueue.local_length(cfg.queue_length, size, batch_local)
         if length <= 0:
             raise LussError(
                 f"{self.section}.queue_length {cfg.queue_length} holds no whole per-rank batch of "
-                f"{self.batch_local} on {size} rank(s); raise it or set it to 0."
+                f"{batch_local} on {size} rank(s); raise it or set it to 0."
             )
         self.queue = SwAVQueue(len(self.crops_for_assign), length, self.feat_dim)
 
-    def __call__(self, embedding, output, prototypes_weight, epoch: int) -> tuple[dict[int, Any], Any]:
+    def __call__(
+        self, embedding, output, prototypes_weight, batch_local: int, epoch: int
+    ) -> tuple[dict[int, Any], Any]:
         """``(codes {crop: q [B, K]}, swapped-prediction loss)``; shifts the queue once per assigned crop."""
         from models.losses import mpi_all_reduce, swapped_prediction_loss, swav_codes
 
-        cfg, b = self.cfg, self.batch_local
-        self._ensure_queue(epoch)
+        cfg, b = self.cfg, batch_local
+        self._ensure_queue(epoch, b)
         codes = swav_codes(
             embedding,
             output,
