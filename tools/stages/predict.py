@@ -143,13 +143,13 @@ def run_predict(
 
     # Every rank predicts its shard; rank 0 then records the protocol and, on validation, matches and
     # scores once every shard's PNGs exist (the frame's barrier after each step).
+    matching = split == "validation" and score and limit is None
     steps = [StageStep("images", predict_images), StageStep("provenance", record_provenance, "main")]
-    if split == "validation" and score and limit is None:
-        steps.append(StageStep("match", match, "main"))
+    steps += [StageStep("match", match, "main")] if matching else []
     run_steps(f"predict {split}", steps, resume=True, say=say, world=world)
     match_path = done.get("match")
-    if match_path is None and len(steps) == 3 and layout.match_file(STAGE, split).is_file():
-        match_path = layout.match_file(STAGE, split)  # other ranks: rank 0 wrote it before the barrier
+    if matching and not world.is_main and layout.match_file(STAGE, split).is_file():
+        match_path = layout.match_file(STAGE, split)  # rank 0 wrote it before the barrier
     return PredictOutcome(done["summary"], out_dir, match_path, done.get("score"))
 
 
