@@ -25,8 +25,9 @@ class ArchSpec:
     """One registered backbone.
 
     ``build(**kwargs)`` makes it; ``settings`` maps the model settings it takes (``model.<name>``) to
-    its builder's keywords; ``num_features``/``output_stride`` describe its default output; ``sam`` marks
-    a SAM ViT behind the Feature Aggregator (``backbone.encoder`` takes official SAM weights);
+    its builder's keywords; ``num_features``/``output_stride`` describe its output at the default settings
+    (the built module's own ``num_features`` is what heads are sized from); ``sam`` marks a SAM ViT
+    behind the Feature Aggregator (``backbone.encoder`` takes official SAM weights);
     ``needs_weights_when_frozen``: a frozen encoder without them is refused (random frozen ViT-B features
     are useless); ``stages``: deep-to-shallow supervision can tap ResNet stages 1..3; ``test_only``: a tiny
     variant for tests.
@@ -43,6 +44,7 @@ class ArchSpec:
     test_only: bool = False
 
 
+RESNET_SETTINGS = (("width", "width"),)
 SAM_SETTINGS = (("adapter_width", "out_channels"), ("freeze_encoder", "freeze_encoder"))
 
 
@@ -60,8 +62,8 @@ def _resnet18_w16() -> nn.Module:
 ARCHS: dict[str, ArchSpec] = {
     spec.name: spec
     for spec in (
-        ArchSpec("resnet18", resnet18, 512, 32, stages=True),
-        ArchSpec("resnet50", resnet50, 2048, 32, stages=True),
+        ArchSpec("resnet18", resnet18, 512, 32, settings=RESNET_SETTINGS, stages=True),
+        ArchSpec("resnet50", resnet50, 2048, 32, settings=RESNET_SETTINGS, stages=True),
         ArchSpec(
             "sam_vit_b_adapter",
             _sam_adapter(sam_vit_b, 512, 1024),

@@ -113,7 +113,8 @@ def test_tiny_end_to_end_cluster_run(tmp_path):
     report = run_cluster(config, data, layout.root, say=messages.append)
 
     assert (layout.pixel_attention_dir() / "checkpoints" / "final.pkl").is_file()
-    assert np.load(layout.cluster_file("centroids.npy")).shape == (3, 512)
+    width = 8 * config.model.width  # the ResNet-18's stage-4 channels
+    assert np.load(layout.cluster_file("centroids.npy")).shape == (3, width)
     assert len(layout.cluster_file("assignments-train.txt").read_text().splitlines()) == 12
     assert len(layout.cluster_file("assignments-validation.txt").read_text().splitlines()) == 6
     saved = json.loads(layout.cluster_file("report.json").read_text())

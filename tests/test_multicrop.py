@@ -124,3 +124,13 @@ def test_colour_strength_scales_the_swav_jitter_and_reaches_the_crop_spec():
     assert spec.grayscale_p == 0.0  # the demo preset turns grayscale off
     with pytest.raises(LussError, match="colour strength"):
         multicrop_spec(load_config("demo", ["pretrain.crops.color_strength=3"]).pretrain.crops)
+
+
+def test_hue_amplitude_replaces_swavs_when_given():
+    from tools.data.augment import ColorJitterSpec
+
+    assert ColorJitterSpec.swav(1.0).hue == pytest.approx(0.2)
+    spec = ColorJitterSpec.swav(0.5, hue=0.0)
+    assert (spec.brightness, spec.contrast, spec.saturation, spec.hue) == pytest.approx((0.4, 0.4, 0.4, 0.0))
+    with pytest.raises(ValueError, match="hue"):
+        ColorJitterSpec.swav(1.0, hue=0.6)

@@ -98,3 +98,15 @@ def test_registry_entries_describe_what_they_build():
         assert hasattr(net, "stage_channels") == spec.stages
         assert hasattr(net, "encoder") == spec.sam
     assert dataclasses.is_dataclass(registry.ArchSpec)
+
+
+def test_model_width_sets_the_resnet_width_and_every_head_follows():
+    config = load_config("demo", ["model.width=8", "model.hidden_mlp=16", "model.feat_dim=8"])
+    net = build_network(config, "pretrain")
+    assert net.backbone.num_features == 64  # 8 * 2**3 at stage 4
+    import jittor as jt
+
+    out = net.backbone(jt.randn(1, 3, 64, 64))
+    assert tuple(out.shape) == (1, 64, 2, 2)
+    segmenter = build_network(config, "segmenter", num_classes=3)
+    assert segmenter.backbone.num_features == 64

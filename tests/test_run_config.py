@@ -162,3 +162,14 @@ def test_a_run_saved_before_refine_had_a_background_field_still_loads(run):
     raw["refine"] = {"model_type": "vit_b", "vote_mode": "original", "background_may_erase": False}
     layout.config_file.write_text(yaml.safe_dump(raw))
     assert read_run_config(layout).refine.background == "erase"
+
+
+def test_width_and_hue_are_checked_with_their_keys():
+    from tools.config.validate import problems_of
+
+    config = load_config("demo", ["model.width=0", "pretrain.crops.hue=0.7"])
+    problems = problems_of(config)
+    assert any(p.startswith("model.width:") for p in problems), problems
+    assert any(p.startswith("pretrain.crops.hue:") for p in problems), problems
+    sound = load_config("demo", ["pretrain.crops.hue=0.0", "pretrain.crops.color_strength=1.0"])
+    assert not problems_of(sound)

@@ -71,7 +71,9 @@ def build_backbone(model: ModelConfig, freeze_encoder: bool | None = None):
 
     freeze = model.freeze_encoder if freeze_encoder is None else freeze_encoder
     try:
-        return backbone_from_settings(model.arch, adapter_width=model.adapter_width, freeze_encoder=freeze)
+        return backbone_from_settings(
+            model.arch, width=model.width, adapter_width=model.adapter_width, freeze_encoder=freeze
+        )
     except ValueError as exc:
         raise LussError(f"model: {exc}") from None
 

@@ -50,6 +50,7 @@ class ModelConfig:
     """Backbone and head sizes. Head input widths are derived from the backbone, never set here."""
 
     arch: str = "resnet18"
+    width: int = 64  # ResNet stem width (stage s has width * 2**(s-1) channels); 64 is the standard ResNet
     sam_checkpoint: str | None = None
     freeze_encoder: bool = True
     adapter_width: int = 512
@@ -72,6 +73,7 @@ class CropConfig:
     min_scales: list[float] = field(default_factory=lambda: [0.14, 0.05])
     max_scales: list[float] = field(default_factory=lambda: [1.0, 0.14])
     color_strength: float = 1.0
+    hue: float | None = None  # hue jitter amplitude (0..0.5 of a turn); None: SwAV's 0.2 * color_strength
     grayscale_p: float = 0.2
     blur_p: float = 0.5
 

@@ -53,6 +53,9 @@ def _crops(key: str, crops: CropConfig, min_crops: int, bad: Callable[[str, str]
             bad(f"{key}.crops.min_scales/max_scales", f"need 0 < min <= max <= 1, got {lo} and {hi}")
     if crops.color_strength < 0:
         bad(f"{key}.crops.color_strength", "must be >= 0")
+    hue = 0.2 * crops.color_strength if crops.hue is None else crops.hue
+    if not 0 <= hue <= 0.5:
+        bad(f"{key}.crops.hue", f"hue jitter must be in [0, 0.5] of a turn, got {hue:g}")
     for name in ("grayscale_p", "blur_p"):
         if not 0 <= getattr(crops, name) <= 1:
             bad(f"{key}.crops.{name}", "is a probability in [0, 1]")
@@ -102,7 +105,7 @@ def problems_of(config: LussConfig, command: str | None = None) -> list[str]:
     except ValueError as exc:
         bad("model.arch", str(exc))
         spec = None
-    for name in ("hidden_mlp", "feat_dim", "num_prototypes", "adapter_width"):
+    for name in ("width", "hidden_mlp", "feat_dim", "num_prototypes", "adapter_width"):
         if getattr(m, name) < 1:
             bad(f"model.{name}", "must be >= 1")
     _file("model.sam_checkpoint", m.sam_checkpoint, bad)

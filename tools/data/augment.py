@@ -30,11 +30,21 @@ class ColorJitterSpec:
     p: float = 0.8
 
     @classmethod
-    def swav(cls, strength: float = 1.0, p: float = 0.8) -> ColorJitterSpec:
-        """SwAV's ``get_color_distortion(s)``: brightness, contrast, saturation ``0.8 s``, hue ``0.2 s``."""
-        if strength < 0 or 0.2 * strength > 0.5:
-            raise ValueError(f"colour strength must be in [0, 2.5] (hue 0.2 s <= 0.5), got {strength}")
-        return cls(0.8 * strength, 0.8 * strength, 0.8 * strength, 0.2 * strength, p)
+    def swav(cls, strength: float = 1.0, p: float = 0.8, hue: float | None = None) -> ColorJitterSpec:
+        """SwAV's ``get_color_distortion(s)``: brightness, contrast, saturation ``0.8 s``, hue ``0.2 s``
+        (``hue`` replaces the hue amplitude when given: 0 keeps every crop's hue)."""
+        if strength < 0:
+            raise ValueError(f"colour strength must be >= 0, got {strength}")
+        if hue is None:
+            hue = 0.2 * strength
+            if hue > 0.5:
+                raise ValueError(
+                    f"colour strength {strength} gives a hue jitter of 0.2 s = {hue:g}, above half a turn: "
+                    "use a strength <= 2.5 or set the hue amplitude"
+                )
+        if not 0 <= hue <= 0.5:
+            raise ValueError(f"hue jitter must be in [0, 0.5] of a turn, got {hue}")
+        return cls(0.8 * strength, 0.8 * strength, 0.8 * strength, hue, p)
 
 
 def adjust_hue(img: Image.Image, hue_factor: float) -> Image.Image:
