@@ -45,7 +45,8 @@ test: lint
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
 
 demo-data: install
-	@if [ -z "$(DATA)" ] && [ ! -f "$(DEMO_DATA)/.complete" ]; then $(LUSS) demo-data $(DEMO_DATA); fi
+	@if [ -z "$(DATA)" ] && ! $(PYTHON) -c 'import sys; from tools.data.demo import is_current_demo; sys.exit(not is_current_demo(sys.argv[1]))' $(DEMO_DATA); then \
+	  $(LUSS) demo-data $(DEMO_DATA) $(if $(wildcard $(DEMO_DATA)/demo.json),--overwrite,); fi
 
 # ILSVRC2012 + the annotation zip -> OUT/ImageNetS<CLASSES> (README "Data"); COPY=1 copies train images.
 prepare: install

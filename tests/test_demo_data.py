@@ -57,7 +57,7 @@ def test_demo_json_describes_spec_and_classes(demo):
     assert meta["spec"]["classes"] == 4 and meta["spec"]["seed"] == 3
     assert meta["classes"]["n90000001"] == "red solid circle"
     assert meta["counts"] == {"train": 12, "validation": 24, "test": 24, "train-semi": 12}
-    assert meta["version"] == 3
+    assert meta["version"] == 4
 
 
 def test_train_semi_are_labelled_copies_of_train_images(demo):
@@ -153,3 +153,18 @@ def test_cli_writes_and_summarises(tmp_path):
     again = CliRunner().invoke(cli, args)
     assert again.exit_code != 0 and isinstance(again.exception, DatasetError)
     assert CliRunner().invoke(cli, [*args, "--overwrite"]).exit_code == 0
+
+
+def test_only_a_complete_dataset_of_the_current_version_is_current(demo, tmp_path):
+    import json
+    import shutil
+
+    from tools.data.demo import DEMO_VERSION, is_current_demo
+
+    assert is_current_demo(demo)
+    old = tmp_path / "old"
+    shutil.copytree(demo, old)
+    meta = json.loads((old / "demo.json").read_text())
+    (old / "demo.json").write_text(json.dumps({**meta, "version": DEMO_VERSION - 1}))
+    assert not is_current_demo(old)
+    assert not is_current_demo(tmp_path / "missing")

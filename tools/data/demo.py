@@ -41,6 +41,7 @@ from tools.workers import chunk_size, worker_count
 
 COMPLETE_MARKER = ".complete"
 DEMO_JSON = "demo.json"
+DEMO_VERSION = 4  # 4: hue families 45 degrees apart, larger objects, greyer clutter (the demo recipe's data)
 JPEG_QUALITY = 90
 SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}  # part of every image's seed
 SECOND_OBJECT_P = 0.25
@@ -185,7 +186,7 @@ def describe(spec: DemoSpec) -> dict:
     looks = class_looks(spec.classes)
     return {
         "format": "luss-demo-dataset",
-        "version": 3,
+        "version": DEMO_VERSION,
         "spec": asdict(spec),
         "classes": {wnid_for(i): look.description for i, look in enumerate(looks)},
         "looks": {wnid_for(i): asdict(look) for i, look in enumerate(looks)},
@@ -210,6 +211,19 @@ def copy_train_semi(root: Path, spec: DemoSpec) -> None:
                 target = root / dst_dir / wnid / f"{stem}.{ext}"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(root / src_dir / wnid / f"{stem}.{ext}", target)
+
+
+def is_current_demo(out_dir: str | os.PathLike[str]) -> bool:
+    """Whether ``out_dir`` holds a complete demo dataset of this generator's :data:`DEMO_VERSION`
+    (`make demo-data` regenerates an older one: the demo recipe is tuned on the current data)."""
+    import json
+
+    out = Path(out_dir)
+    try:
+        meta = json.loads((out / DEMO_JSON).read_text())
+    except (OSError, ValueError):
+        return False
+    return (out / COMPLETE_MARKER).is_file() and meta.get("version") == DEMO_VERSION
 
 
 def _check_target(out_dir: Path, overwrite: bool) -> bool:

@@ -4,8 +4,11 @@ Everything is drawn with OpenCV/numpy on whole arrays (no per-pixel Python). Ran
 from the ``numpy.random.Generator`` passed in, so an image is a pure function of its seed.
 Like an object-centric photograph, an image is one object (sometimes a second, smaller one of another
 class) on a cluttered background. The first eight classes each own a hue family, a shape and (with
-period 4) a texture; the background clutter is drawn at half saturation with every hue, so a class is
-told by the colour, shape and texture *of the object*, not by the colours in the frame.
+period 4) a texture; the background clutter is drawn at a third of its saturation with every hue, so a
+class is told by the colour, shape and texture *of the object*, not by the colours in the frame.
+Version 4 (``demo.DEMO_VERSION``) spaces the eight hue families 45 degrees apart (jitter +-8), draws the
+object at 0.34-0.46 of the shorter side and greys the clutter further: in version 3 red, orange and yellow
+were 27-28 degrees apart with +-14 of jitter, so colour could not tell them apart even inside the object.
 """
 
 from __future__ import annotations
@@ -22,16 +25,17 @@ from tools.data.label_codec import IGNORE_ID
 
 SHAPES = ("circle", "square", "triangle", "star", "cross", "ring", "diamond", "hexagon", "crescent", "arrow")
 TEXTURES = ("solid", "striped", "dotted", "checkered")
-HUES = (
+HUES = (  # eight hue families 45 degrees apart (the order spreads neighbours over the first classes)
     ("red", 0.0),
-    ("green", 120.0),
+    ("green", 135.0),
     ("blue", 225.0),
-    ("yellow", 55.0),
-    ("purple", 275.0),
-    ("orange", 28.0),
-    ("cyan", 185.0),
-    ("pink", 320.0),
+    ("lime", 90.0),
+    ("purple", 270.0),
+    ("orange", 45.0),
+    ("cyan", 180.0),
+    ("pink", 315.0),
 )
+HUE_JITTER_DEG = 8.0  # per-image jitter of an object's hue around its family's centre
 MAX_CLASSES = len(SHAPES) * len(TEXTURES) * len(HUES)
 _SUBPIXEL_BITS = 4  # cv2.fillPoly fixed-point shift: smoother edges on small images
 
@@ -161,7 +165,8 @@ def texture_fill(
     look: ClassLook, height: int, width: int, radius: float, rng: np.random.Generator
 ) -> np.ndarray:
     """Float32 ``[H, W, 3]`` fill of a class's texture over the whole frame (masked by the caller)."""
-    base = hsv_rgb(look.hue_deg + rng.uniform(-14, 14), rng.uniform(0.55, 1.0), rng.uniform(0.55, 1.0))
+    hue = look.hue_deg + rng.uniform(-HUE_JITTER_DEG, HUE_JITTER_DEG)
+    base = hsv_rgb(hue, rng.uniform(0.55, 1.0), rng.uniform(0.55, 1.0))
     if rng.random() < 0.5:
         other = base * rng.uniform(0.25, 0.45)  # a darker shade of the same hue
     else:
@@ -187,7 +192,7 @@ def texture_fill(
     return np.where(on[:, :, None], base[None, None, :], other[None, None, :])
 
 
-CLUTTER_SATURATION = 0.5  # the clutter's colours are pulled halfway to grey
+CLUTTER_SATURATION = 0.35  # the clutter's colours are pulled two thirds of the way to grey
 
 
 def clutter_background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -240,7 +245,7 @@ def render_scene(
     labels = np.zeros((height, width), dtype=np.int32)
     side = min(height, width)
     centres: list[tuple[float, float]] = []
-    radius = side * rng.uniform(0.3, 0.42)
+    radius = side * rng.uniform(0.34, 0.46)
     for k, obj in enumerate(objects):
         if k == 0:
             r = radius
