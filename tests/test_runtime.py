@@ -84,3 +84,30 @@ def test_the_cli_reports_a_wrong_launch_before_any_work(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["validate-data", str(tmp_path)])
     assert isinstance(result.exception, MpiSetupError)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_make_submissions_preflight_picks_the_device_before_importing_jittor(tmp_path):
+    """`make train` runs `python -m tools.config.preflight` first; the registry it consults imports
+    Jittor. On a machine with an nvcc on PATH but no GPU (no `nvidia-smi`), Jittor's own probe would take
+    the nvcc and fail loading libcudart, so the preflight must choose the device as `luss` does."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("jittor")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    nvcc = fake / "nvcc"
+    nvcc.write_text("#!/bin/sh\necho 'Cuda compilation tools, release 12.4, V12.4.131'\n")
+    nvcc.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("nvcc_path", "use_cuda", "LUSS_FORCE_CPU")}
+    env["PATH"] = f"{fake}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.config.preflight", "--preset", "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

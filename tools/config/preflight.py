@@ -40,6 +40,11 @@ def missing_inputs(config: LussConfig, sam_checkpoint: str | None, dino_checkpoi
 
 def main(argv: list[str] | None = None) -> int:
     from tools.config.loader import load_config
+    from tools.runtime import configure_runtime
+
+    # The architecture registry imports Jittor: pick the device first, as every `luss` command does
+    # (without it, a machine with an nvcc but no GPU fails inside Jittor's CUDA probe).
+    configure_runtime()
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="demo")
