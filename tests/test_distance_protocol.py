@@ -71,7 +71,7 @@ def pretrained_run(tmp_path):
 
 @pytest.mark.slow
 def test_distance_predictions_pack_under_the_distance_protocol_only(data, pretrained_run, tmp_path):
-    config = load_config("demo", ["predict.short_side=64", "model.arch=resnet18_w16"])
+    config = load_config("demo", ["predict.short_side=64", "model.width=16"])
     quiet = {"progress": False, "say": lambda s: None}
     val = run_distance(config, data, pretrained_run, "validation", workers=1, **quiet)
     dataset = ImageNetS(data)
@@ -107,7 +107,7 @@ def test_missing_train_semi_says_where_it_comes_from(tmp_path, pretrained_run):
     )
     with pytest.raises(LussError, match="luss prepare"):
         run_distance(
-            load_config("demo", ["model.arch=resnet18_w16"]),
+            load_config("demo", ["model.width=16"]),
             flat,
             pretrained_run,
             "validation",

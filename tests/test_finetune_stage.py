@@ -41,7 +41,8 @@ OVERFIT = [
     "finetune.min_scale=1.0",
     "finetune.freeze_backbone=false",
     "finetune.head=progressive",
-    "model.arch=resnet18_w16",  # a ResNet-18 of stem width 16 (the registry's test variant)
+    "model.arch=resnet18",
+    "model.width=16",  # a ResNet-18 of stem width 16
 ]
 
 

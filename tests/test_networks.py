@@ -21,7 +21,14 @@ from tools.engine.state import model_state  # noqa: E402
 from tools.errors import LussError  # noqa: E402
 from tools.networks import ROLES, build_network, load_network_weights  # noqa: E402
 
-SMALL = ["model.arch=resnet18_w16", "model.hidden_mlp=16", "model.feat_dim=8", "model.num_prototypes=5"]
+# A ResNet-18 of stem width 16 first (arch, width), then small heads.
+SMALL = [
+    "model.arch=resnet18",
+    "model.width=16",
+    "model.hidden_mlp=16",
+    "model.feat_dim=8",
+    "model.num_prototypes=5",
+]
 
 
 def _config(*extra: str):
@@ -40,14 +47,14 @@ def test_each_role_builds_its_network_from_the_registry_entry():
     for role, kind in kinds.items():
         net = build_network(config, role, num_classes=3)
         assert isinstance(net, kind)
-        assert net.backbone.num_features == registry.arch_spec("resnet18_w16").num_features
+        assert net.backbone.num_features == 8 * 16  # stage 4 of a ResNet-18 of stem width 16
     assert build_network(config, "attention_features").prototypes is None
 
 
 def test_a_new_backbone_is_one_registry_entry(monkeypatch):
     spec = registry.ArchSpec("resnet18_w8", lambda: resnet18(width=8), 64, 32, stages=True, test_only=True)
     monkeypatch.setitem(registry.ARCHS, spec.name, spec)
-    config = load_config("demo", ["model.arch=resnet18_w8", *SMALL[1:]])
+    config = load_config("demo", ["model.arch=resnet18_w8", *SMALL[2:]])
     for role in ROLES:
         assert build_network(config, role, num_classes=2).backbone.num_features == 64
 
@@ -76,7 +83,7 @@ def test_weights_follow_the_rule_of_their_source(tmp_path):
     got = model_state(attention)
     assert np.array_equal(got["prototypes.weight"], state["prototypes.weight"])
 
-    other = build_network(load_config("demo", SMALL[:1]), "segmenter", num_classes=3)  # other feat sizes
+    other = build_network(load_config("demo", SMALL[:2]), "segmenter", num_classes=3)  # other feat sizes
     with pytest.raises(LussError, match="pretrain.pkl"):
         load_network_weights(
             build_network(_config("model.feat_dim=4"), "attention"), "pretrain->attention", path

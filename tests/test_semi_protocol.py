@@ -23,7 +23,8 @@ from tools.stages.predict import run_predict  # noqa: E402
 
 SPEC = DemoSpec(classes=3, train_per_class=2, val_per_class=2, test_per_class=2, size=64, semi_per_class=2)
 SEMI = [
-    "model.arch=resnet18_w16",  # a ResNet-18 of stem width 16 (the registry's test variant)
+    "model.arch=resnet18",
+    "model.width=16",  # a ResNet-18 of stem width 16
     "finetune.labels=train-semi",
     "finetune.loop.epochs=2",
     "finetune.loop.batch_size=6",
