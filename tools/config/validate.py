@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tools.config.loader import ConfigError
 from tools.config.schema import CropConfig, LoopConfig, LussConfig, ModelConfig
+from tools.data.augment import ColorJitterSpec
 
 
 class InvalidConfigError(ConfigError):
@@ -53,9 +54,11 @@ def _crops(key: str, crops: CropConfig, min_crops: int, bad: Callable[[str, str]
             bad(f"{key}.crops.min_scales/max_scales", f"need 0 < min <= max <= 1, got {lo} and {hi}")
     if crops.color_strength < 0:
         bad(f"{key}.crops.color_strength", "must be >= 0")
-    hue = 0.2 * crops.color_strength if crops.hue is None else crops.hue
-    if not 0 <= hue <= 0.5:
-        bad(f"{key}.crops.hue", f"hue jitter must be in [0, 0.5] of a turn, got {hue:g}")
+    else:
+        try:  # the hue rule lives with the jitter it builds
+            ColorJitterSpec.swav(crops.color_strength, hue=crops.hue)
+        except ValueError as exc:
+            bad(f"{key}.crops.hue", str(exc))
     for name in ("grayscale_p", "blur_p"):
         if not 0 <= getattr(crops, name) <= 1:
             bad(f"{key}.crops.{name}", "is a probability in [0, 1]")
