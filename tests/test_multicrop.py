@@ -134,3 +134,26 @@ def test_hue_amplitude_replaces_swavs_when_given():
     assert (spec.brightness, spec.contrast, spec.saturation, spec.hue) == pytest.approx((0.4, 0.4, 0.4, 0.0))
     with pytest.raises(ValueError, match="hue"):
         ColorJitterSpec.swav(1.0, hue=0.6)
+
+
+def test_saturation_amplitude_replaces_swavs_and_keeps_each_crops_saturation_at_zero():
+    from tools.data.augment import color_jitter
+
+    spec = ColorJitterSpec.swav(0.5, hue=0.0, saturation=0.0)
+    assert (spec.brightness, spec.contrast, spec.saturation, spec.hue) == pytest.approx((0.4, 0.4, 0.0, 0.0))
+    assert ColorJitterSpec.swav(0.5).saturation == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="saturation"):
+        ColorJitterSpec.swav(1.0, saturation=-0.1)
+    # The jitter reads the amplitude: with every other amplitude 0, saturation 0 leaves a pure colour's
+    # HSV saturation as it is and SwAV's 0.8 moves it.
+    img = Image.new("RGB", (8, 8), (200, 60, 20))
+    always = ColorJitterSpec(0.0, 0.0, 0.0, 0.0, p=1.0)
+
+    def hsv_saturation(i):
+        return np.asarray(i.convert("HSV"))[..., 1].astype(int)
+
+    kept = [color_jitter(img, always, np.random.default_rng(k)) for k in range(4)]
+    assert all((hsv_saturation(k) == hsv_saturation(img)).all() for k in kept)
+    swav_saturation = ColorJitterSpec(0.0, 0.0, 0.8, 0.0, p=1.0)
+    moved = [color_jitter(img, swav_saturation, np.random.default_rng(k)) for k in range(4)]
+    assert any(abs(hsv_saturation(m) - hsv_saturation(img)).max() > 20 for m in moved)

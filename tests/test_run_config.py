@@ -171,5 +171,21 @@ def test_width_and_hue_are_checked_with_their_keys():
     problems = problems_of(config)
     assert any(p.startswith("model.width:") for p in problems), problems
     assert any(p.startswith("pretrain.crops.hue:") for p in problems), problems
-    sound = load_config("demo", ["pretrain.crops.hue=0.0", "pretrain.crops.color_strength=1.0"])
+    negative = problems_of(load_config("demo", ["pretrain.crops.saturation=-0.5"]))
+    assert any(p.startswith("pretrain.crops.saturation:") for p in negative), negative
+    sets = ["pretrain.crops.hue=0.0", "pretrain.crops.saturation=0.0", "pretrain.crops.color_strength=1.0"]
+    sound = load_config("demo", sets)
     assert not problems_of(sound)
+
+
+def test_saliency_stage_is_a_resnet_stage_of_the_backbone_features():
+    from tools.config.validate import problems_of
+
+    assert not problems_of(load_config("demo", ["cluster.saliency.stage=3"]))
+    for sets in (
+        ["cluster.saliency.stage=2"],
+        ["cluster.saliency.stage=3", "cluster.saliency.features=dino"],
+        ["cluster.saliency.stage=3", "model.arch=sam_tiny_adapter", "cluster.saliency.features=sam"],
+    ):
+        problems = problems_of(load_config("demo", sets))
+        assert any(p.startswith("cluster.saliency.stage:") for p in problems), (sets, problems)

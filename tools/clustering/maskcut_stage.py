@@ -90,6 +90,7 @@ def centred(backbone: Callable) -> Callable:
 
 def stage_one_extractor(config: LussConfig, layout: RunLayout) -> tuple[Callable, int, dict[str, Any]]:
     """MaskCut features from the Stage-1 backbone (``features: backbone``) or its SAM encoder (``sam``)."""
+    from models.build import arch_spec
     from tools.networks import build_network, load_network_weights
 
     stage_one = layout.final_checkpoint("pretrain")
@@ -98,14 +99,20 @@ def stage_one_extractor(config: LussConfig, layout: RunLayout) -> tuple[Callable
     net = build_network(config, "attention_features")
     load_network_weights(net, "pretrain->attention_features", stage_one)
     net.eval()
-    extract = centred(net.backbone)
+    stride = arch_spec(config.model.arch).output_stride
+    if config.cluster.saliency.stage == 4:
+        extract = centred(net.backbone)
+    else:  # a ResNet stage: each stage before the last halves the stride
+        stage = config.cluster.saliency.stage
+        extract = centred(lambda x: net.backbone(x, return_stages=True)[1][stage])
+        stride //= 2 ** (4 - stage)
     if config.cluster.saliency.features == "sam":
         if not hasattr(net.backbone, "encoder"):
             raise LussError(
                 f"cluster.saliency.features='sam' needs a sam_* model.arch, not {config.model.arch}."
             )
         extract = net.backbone.encoder
-    return extract, int(getattr(net.backbone, "output_stride", 16)), {"stage_one": str(stage_one)}
+    return extract, stride, {"stage_one": str(stage_one), "stage": config.cluster.saliency.stage}
 
 
 def write_saliency_maps(

@@ -74,6 +74,7 @@ class CropConfig:
     max_scales: list[float] = field(default_factory=lambda: [1.0, 0.14])
     color_strength: float = 1.0
     hue: float | None = None  # hue jitter amplitude (0..0.5 of a turn); None: SwAV's 0.2 * color_strength
+    saturation: float | None = None  # saturation jitter amplitude (>= 0); None: SwAV's 0.8 * color_strength
     grayscale_p: float = 0.2
     blur_p: float = 0.5
 
@@ -118,6 +119,9 @@ class SaliencyConfig:
     features: Literal["backbone", "sam", "dino"] = "backbone"
     dino_checkpoint: str | None = None  # DINO *_pretrain.pth or training checkpoint.pth (features: dino)
     dino_weights: Literal["teacher", "student"] = "teacher"  # which network of a DINO training checkpoint
+    # features: backbone on a ResNet: the stage whose output MaskCut cuts (4: the last, stride 32;
+    # 3: stride 16, twice as many patches per side for the same image size)
+    stage: int = 4
     image_size: int = 480
     num_masks: int = 3
     tau: float = 0.6

@@ -55,10 +55,14 @@ def _crops(key: str, crops: CropConfig, min_crops: int, bad: Callable[[str, str]
     if crops.color_strength < 0:
         bad(f"{key}.crops.color_strength", "must be >= 0")
     else:
-        try:  # the hue rule lives with the jitter it builds
+        try:  # the hue and saturation rules live with the jitter they build
             ColorJitterSpec.swav(crops.color_strength, hue=crops.hue)
         except ValueError as exc:
             bad(f"{key}.crops.hue", str(exc))
+        try:
+            ColorJitterSpec.swav(crops.color_strength, hue=0.0, saturation=crops.saturation)
+        except ValueError as exc:
+            bad(f"{key}.crops.saturation", str(exc))
     for name in ("grayscale_p", "blur_p"):
         if not 0 <= getattr(crops, name) <= 1:
             bad(f"{key}.crops.{name}", "is a probability in [0, 1]")
@@ -168,6 +172,14 @@ def problems_of(config: LussConfig, command: str | None = None) -> list[str]:
     _file("cluster.saliency.dino_checkpoint", s.dino_checkpoint, bad)
     if s.enabled and s.features == "sam" and spec is not None and not spec.sam:
         bad("cluster.saliency.features", f"'sam' needs a sam_* model.arch, not {m.arch}")
+    if s.stage not in (3, 4):
+        bad("cluster.saliency.stage", f"must be 3 or 4 (the ResNet stage MaskCut cuts), got {s.stage}")
+    elif s.stage != 4 and s.enabled and (s.features != "backbone" or (spec is not None and not spec.stages)):
+        bad(
+            "cluster.saliency.stage",
+            f"stage {s.stage} taps a ResNet stage: it needs features 'backbone' on a resnet* model.arch, "
+            f"not features {s.features!r} on {m.arch} (leave it at 4)",
+        )
 
     f = config.finetune
     _loop("finetune", f.loop, bad)

@@ -30,11 +30,18 @@ class ColorJitterSpec:
     p: float = 0.8
 
     @classmethod
-    def swav(cls, strength: float = 1.0, p: float = 0.8, hue: float | None = None) -> ColorJitterSpec:
+    def swav(
+        cls, strength: float = 1.0, p: float = 0.8, hue: float | None = None, saturation: float | None = None
+    ) -> ColorJitterSpec:
         """SwAV's ``get_color_distortion(s)``: brightness, contrast, saturation ``0.8 s``, hue ``0.2 s``
-        (``hue`` replaces the hue amplitude when given: 0 keeps every crop's hue)."""
+        (``hue`` / ``saturation`` replace those amplitudes when given: 0 keeps every crop's hue /
+        saturation while the rest is still jittered)."""
         if strength < 0:
             raise ValueError(f"colour strength must be >= 0, got {strength}")
+        if saturation is None:
+            saturation = 0.8 * strength
+        if saturation < 0:
+            raise ValueError(f"saturation jitter must be >= 0, got {saturation}")
         if hue is None:
             hue = 0.2 * strength
             if hue > 0.5:
@@ -44,7 +51,7 @@ class ColorJitterSpec:
                 )
         if not 0 <= hue <= 0.5:
             raise ValueError(f"hue jitter must be in [0, 0.5] of a turn, got {hue}")
-        return cls(0.8 * strength, 0.8 * strength, 0.8 * strength, hue, p)
+        return cls(0.8 * strength, 0.8 * strength, saturation, hue, p)
 
 
 def adjust_hue(img: Image.Image, hue_factor: float) -> Image.Image:

@@ -141,7 +141,7 @@ def multicrop_spec(crops: CropConfig) -> MultiCropSpec:
             counts=tuple(crops.counts),
             min_scales=tuple(crops.min_scales),
             max_scales=tuple(crops.max_scales),
-            jitter=ColorJitterSpec.swav(crops.color_strength, hue=crops.hue),
+            jitter=ColorJitterSpec.swav(crops.color_strength, hue=crops.hue, saturation=crops.saturation),
             grayscale_p=crops.grayscale_p,
             blur_p=crops.blur_p,
         )
