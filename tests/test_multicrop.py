@@ -136,7 +136,7 @@ def test_hue_amplitude_replaces_swavs_when_given():
         ColorJitterSpec.swav(1.0, hue=0.6)
 
 
-def test_saturation_amplitude_replaces_swavs_and_keeps_each_crops_saturation_at_zero():
+def test_saturation_amplitude_replaces_swavs_when_given():
     from tools.data.augment import color_jitter
 
     spec = ColorJitterSpec.swav(0.5, hue=0.0, saturation=0.0)
