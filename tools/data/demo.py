@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -216,8 +217,6 @@ def copy_train_semi(root: Path, spec: DemoSpec) -> None:
 def is_current_demo(out_dir: str | os.PathLike[str]) -> bool:
     """Whether ``out_dir`` holds a complete demo dataset of this generator's :data:`DEMO_VERSION`
     (`make demo-data` regenerates an older one: the demo recipe is tuned on the current data)."""
-    import json
-
     out = Path(out_dir)
     try:
         meta = json.loads((out / DEMO_JSON).read_text())
