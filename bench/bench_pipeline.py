@@ -97,7 +97,7 @@ def main() -> None:
         console.print(_table("clustering (train images)", *cluster_rows(ladder.clusters)))
         header, rows = cluster_rows(ladder.clusters, MASK_QUALITY)
         if rows:
-            title = "saliency and pseudo-label quality (train ground truth: measured only, never trained on)"
+            title = "measured against the train ground truth (never trained on)"
             console.print(_table(title, header, rows))
         console.print(
             f"ladder saved to {run / 'ladder.json'}; `luss report --run {run} --data {args.data}` shows it"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -137,9 +138,23 @@ def test_tiny_end_to_end_cluster_run(tmp_path):
                 assert np.load(out / s.wnid / f"{s.stem}.npy").shape == (h, w)
     assert layout.is_done("cluster")
 
+    # The demo has train ground truth: the features pooled over the true object are measured too.
+    truth = report["ground_truth_object"]
+    assert 1 / 3 <= truth["cluster_accuracy"] <= 1.0 and 0.0 <= truth["nmi"] <= 1.0
+    assert any("ground-truth object" in m for m in messages)
+
     messages.clear()
     run_cluster(config, data, layout.root, say=messages.append)
     assert any("already done" in m for m in messages)
+
+    # Without train ground truth (every real dataset) the same step clusters and leaves the key out.
+    shutil.rmtree(data / "train-segmentation")
+    layout.cluster_step_marker("kmeans").unlink()
+    layout.cluster_file("report.json").unlink()
+    again = run_cluster(config, data, layout.root, steps=["kmeans"], say=messages.append)
+    assert "ground_truth_object" not in again
+    assert again["cluster_accuracy"] == report["cluster_accuracy"]
+    assert np.load(layout.cluster_file("centroids.npy")).shape == (3, width)
 
 
 def test_ncut_recovers_the_object_of_a_two_group_feature_map():

@@ -20,6 +20,7 @@ NEW_CLUSTER_KEYS = {
     "no_attention": {"cluster_accuracy": 0.625, "nmi": 0.4},
     "saliency": {"coverage": 0.3, "fg_iou": 0.55, "gt_coverage": 0.25, "measured": 3},
     "train_pseudo_labels": {"coverage": 0.2, "fg_iou": 0.45, "gt_coverage": 0.25, "measured": 3},
+    "ground_truth_object": {"cluster_accuracy": 0.875, "nmi": 0.7},
 }
 
 
@@ -156,6 +157,7 @@ def test_new_cluster_keys_show_in_the_headline_with_the_ground_truth_note(new_ru
     assert _row(headline, "NMI without attention") == ["0.400"]
     assert _row(headline, "saliency: IoU with the ground-truth foreground") == ["0.550"]
     assert _row(headline, "train pseudo-labels: IoU with the ground-truth foreground") == ["0.450"]
+    assert _row(headline, "cluster accuracy, features pooled over the ground-truth object") == ["0.875"]
     assert "never in training" in headline
 
 
@@ -166,7 +168,7 @@ def test_a_run_from_before_the_diagnostics_still_renders(tmp_path):
     assert "pretrain diagnostics" not in images and "pretrain curves" in images
     assert "pretrain: no learning diagnostics logged" in page
     assert "no saliency or pseudo-label quality" in page
-    assert "without attention" not in page
+    assert "without attention" not in page and "ground-truth object" not in page
     assert _row(page, "cluster accuracy") == ["0.750"]
 
 

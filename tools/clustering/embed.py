@@ -3,7 +3,7 @@ image (spec 5.2-5.3) and its dense cosine-argmax labels with the attention map (
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,26 +33,65 @@ def _batches(samples: Sequence[Sample], size: int) -> Iterator[Sequence[Sample]]
         yield samples[start : start + size]
 
 
+def foreground_weights(mask: np.ndarray, short_side: int, crop: int, grid: tuple[int, int]) -> np.ndarray:
+    """Float32 ``[h, w]``: the share of each feature cell that ``mask`` (bool ``[H, W]`` at the image's
+    size) covers after the embedding input's resize and centre crop (:func:`embedding_input`)."""
+    image = Image.fromarray(mask.astype(np.float32), mode="F")
+    cropped = center_crop(resize_shorter_side(image, short_side), crop)
+    return np.asarray(cropped.resize((grid[1], grid[0]), Image.BOX), dtype=np.float32)
+
+
+def mask_pooled(u_n: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``[D]``: ``u_n [D, h, w]`` averaged with ``weights [h, w]``; NaN where the weights are all 0."""
+    total = float(weights.sum())
+    if total <= 0:
+        return np.full(u_n.shape[0], np.nan, np.float32)
+    return ((u_n * weights[None]).sum(axis=(1, 2)) / total).astype(np.float32)
+
+
 def embed_samples(
-    net, samples: Sequence[Sample], short_side: int, crop: int, label: str
-) -> tuple[np.ndarray, np.ndarray]:
+    net,
+    samples: Sequence[Sample],
+    short_side: int,
+    crop: int,
+    label: str,
+    foreground: Callable[[Sample], np.ndarray | None] | None = None,
+) -> tuple[np.ndarray, ...]:
     """``([N, D], [N, D])``: the clustering embeddings of spec 5.3, ``attend(features(x))`` (normalised
     features pooled by the attention, as in training), and, for the report's ablation, the same
-    features pooled uniformly (no attention). One backbone pass gives both."""
+    features pooled uniformly (no attention). One backbone pass gives both.
+
+    With ``foreground`` (sample -> ground-truth object mask ``bool [H, W]``, or None where there is
+    none) a third ``[N, D]`` block holds the features pooled over that mask (NaN rows where it is
+    missing): a measurement of whether the features carry the class, never used to train or cluster."""
     import jittor as jt
 
     net.eval()
-    attended, uniform = [], []
+    attended, uniform, on_object = [], [], []
     with jt.no_grad(), progress_bar(label, len(samples)) as advance:
         for chunk in _batches(samples, EMBED_BATCH):
             x = np.stack([embedding_input(s.image_path, short_side, crop) for s in chunk])
             u_n = net.features(jt.array(x))
             attended.append(net.attend(u_n)[0].numpy().astype(np.float32))
             uniform.append(u_n.mean(dims=(2, 3)).numpy().astype(np.float32))
+            if foreground is not None:
+                dense = u_n.numpy()
+                for s, u in zip(chunk, dense, strict=True):
+                    mask = foreground(s)
+                    weights = (
+                        np.zeros(u.shape[1:], np.float32)
+                        if mask is None
+                        else foreground_weights(mask, short_side, crop, u.shape[1:])
+                    )
+                    on_object.append(mask_pooled(u, weights)[None])
             advance(len(chunk))
+    blocks = 2 if foreground is None else 3
     if not attended:
-        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
-    return np.concatenate(attended), np.concatenate(uniform)
+        return tuple(np.zeros((0, 0), np.float32) for _ in range(blocks))
+    out = [np.concatenate(attended), np.concatenate(uniform)]
+    if foreground is not None:
+        out.append(np.concatenate(on_object))
+    return tuple(out)
 
 
 def dense_labels(

@@ -55,6 +55,16 @@ def _ground_truth(data_root: Path, sample: Sample) -> np.ndarray | None:
     return read_label_png(path) if path.is_file() else None
 
 
+def train_foreground(data_root: Path, sample: Sample) -> np.ndarray | None:
+    """The ground-truth object of a train image, ``bool [H, W]`` (ignore pixels left out), or None."""
+    gt = _ground_truth(data_root, sample)
+    return None if gt is None else (gt > 0) & (gt != IGNORE_ID)
+
+
+def has_train_ground_truth(data_root: Path) -> bool:
+    return (Path(data_root) / TRAIN_GROUND_TRUTH_DIR).is_dir()
+
+
 def saliency_quality(data_root: Path, samples: list[Sample], saliency_dir: Path) -> dict[str, float]:
     """MaskCut maps (``saliency_dir/<wnid>/<stem>.png``, 0/255) against the train ground truth."""
 

@@ -100,7 +100,7 @@ def _clusters(clusters: dict[str, dict[str, Any]]) -> str:
     return (
         "<h3>Clustering (train images, accuracy and NMI against the class of each image)</h3>"
         + clustering
-        + "<h3>Diagnostics: saliency and train pseudo-labels</h3>"
+        + "<h3>Diagnostics: saliency, train pseudo-labels, the features on the true object</h3>"
         + quality
     )
 

@@ -22,7 +22,7 @@ from typing import Any
 from tools.atomic_io import atomic_write_json
 from tools.run_layout import RunLayout
 
-# The keys of RUN/cluster/report.json a ladder keeps per cluster run (older runs lack the last four).
+# The keys of RUN/cluster/report.json a ladder keeps per cluster run (older runs lack the last five).
 CLUSTER_KEYS = (
     "cluster_accuracy",
     "nmi",
@@ -31,6 +31,7 @@ CLUSTER_KEYS = (
     "no_attention",
     "saliency",
     "train_pseudo_labels",
+    "ground_truth_object",
 )
 ALL_BACKGROUND = "all background"
 PSEUDO_LABELS = "pseudo-labels with saliency"

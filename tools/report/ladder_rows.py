@@ -34,6 +34,12 @@ MASK_QUALITY: tuple[Metric, ...] = (
         ("train_pseudo_labels", "fg_iou"),
         "{:.3f}",
     ),
+    # Whether the features carry the class at all: k-means on them pooled over the true object.
+    (
+        "cluster accuracy, features pooled over the ground-truth object",
+        ("ground_truth_object", "cluster_accuracy"),
+        "{:.3f}",
+    ),
 )
 
 

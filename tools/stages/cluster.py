@@ -199,10 +199,11 @@ class ClusterStage:
         """Rank 0: faiss k-means on the train rows, centroids, assignments, NMI and cluster accuracy."""
         from tools.clustering.kmeans import cluster_accuracy, kmeans, normalized_mutual_info
 
-        # Columns: attention-pooled embedding, then the same features pooled uniformly (the ablation).
-        half = both.shape[1] // 2
-        train_emb, train_uniform = both[:, :half], both[:, half:]
-        val_emb = val_rows[:, :half] if val_rows is not None else None
+        # Columns: attention-pooled embedding, the same features pooled uniformly (the ablation), and
+        # where the data has train ground truth, pooled over the true object (a measurement only).
+        width = both.shape[1] // self.train_blocks()
+        train_emb, train_uniform = both[:, :width], both[:, width : 2 * width]
+        val_emb = val_rows[:, :width] if val_rows is not None else None
         k = self.num_clusters()
         cfg = self.cfg
         result = kmeans(train_emb, k, cfg.niter, cfg.nredo, cfg.seed, val_emb)
@@ -231,18 +232,48 @@ class ClusterStage:
                 "cluster_accuracy": cluster_accuracy(classes, plain),
             },
         }
+        on_object = both[:, 2 * width :]
+        if on_object.shape[1] and np.isfinite(on_object).all():
+            truth = kmeans(on_object, k, cfg.niter, cfg.nredo, cfg.seed).train_labels
+            report["ground_truth_object"] = {
+                "nmi": normalized_mutual_info(classes, truth),
+                "cluster_accuracy": cluster_accuracy(classes, truth),
+            }
         self.update_report(report)
         self.say(
             f"cluster: k-means K={k} on {len(train)} train images: NMI {nmi:.4f}, cluster acc {acc:.4f} "
             f"(without attention: acc {report['no_attention']['cluster_accuracy']:.4f})"
         )
+        if "ground_truth_object" in report:
+            self.say(
+                "cluster: the same features pooled over the ground-truth object (measured, never trained "
+                f"on): cluster acc {report['ground_truth_object']['cluster_accuracy']:.4f}"
+            )
         return report
+
+    def train_blocks(self) -> int:
+        """Blocks of ``D`` columns in a train row: 3 where the data has train ground truth (the demo)."""
+        from tools.clustering.quality import has_train_ground_truth
+
+        return 3 if has_train_ground_truth(self.data.root) else 2
 
     def embed_shard(self, net, samples: Sequence[Sample], split: str) -> np.ndarray:
         """This rank's rows ``[attention-pooled | uniformly pooled]`` (:func:`embed_samples`, ``2 D``
-        columns); under several ranks also saved as ``embed-<split>-rank<r>.npy`` for rank 0."""
+        columns; train rows add ``| pooled over the ground-truth object]`` where the data has it);
+        under several ranks also saved as ``embed-<split>-rank<r>.npy`` for rank 0."""
+        from tools.clustering.quality import train_foreground
+
         cfg = self.cfg
-        parts = embed_samples(net, shard(samples, self.world), cfg.short_side, cfg.crop, f"embed {split}")
+        foreground = None
+        if split == "train" and self.train_blocks() == 3:
+            root = self.data.root
+
+            def foreground(sample: Sample) -> np.ndarray | None:
+                return train_foreground(root, sample)
+
+        parts = embed_samples(
+            net, shard(samples, self.world), cfg.short_side, cfg.crop, f"embed {split}", foreground
+        )
         mine = np.concatenate(parts, axis=1)
         if self.world.size > 1:
             with atomic_path(
