@@ -36,7 +36,7 @@ def _batches(samples: Sequence[Sample], size: int) -> Iterator[Sequence[Sample]]
 def foreground_weights(mask: np.ndarray, short_side: int, crop: int, grid: tuple[int, int]) -> np.ndarray:
     """Float32 ``[h, w]``: the share of each feature cell that ``mask`` (bool ``[H, W]`` at the image's
     size) covers after the embedding input's resize and centre crop (:func:`embedding_input`)."""
-    image = Image.fromarray(mask.astype(np.float32), mode="F")
+    image = Image.fromarray(mask.astype(np.float32))  # a float32 array is a mode "F" image
     cropped = center_crop(resize_shorter_side(image, short_side), crop)
     return np.asarray(cropped.resize((grid[1], grid[0]), Image.BOX), dtype=np.float32)
 
