@@ -119,11 +119,16 @@ def test_colour_strength_scales_the_swav_jitter_and_reaches_the_crop_spec():
 
     assert ColorJitterSpec.swav(1.0) == ColorJitterSpec()
     assert ColorJitterSpec.swav(0.5) == ColorJitterSpec(0.4, 0.4, 0.4, 0.1)
-    spec = multicrop_spec(load_config("demo", ["pretrain.crops.color_strength=0.5"]).pretrain.crops)
-    assert spec.jitter == ColorJitterSpec.swav(0.5)
-    assert spec.grayscale_p == 0.0  # the demo preset turns grayscale off
+    # The demo preset: half SwAV's strength, hue amplitude 0, grayscale off.
+    spec = multicrop_spec(load_config("demo").pretrain.crops)
+    assert spec.jitter == ColorJitterSpec(0.4, 0.4, 0.4, 0.0)
+    assert spec.grayscale_p == 0.0
+    spec = multicrop_spec(load_config("demo", ["pretrain.crops.color_strength=0.8"]).pretrain.crops)
+    assert spec.jitter == ColorJitterSpec.swav(0.8, hue=0.0)
+    # With SwAV's hue (null: 0.2 x strength) a strength of 3 would turn the hue by more than half a turn.
     with pytest.raises(LussError, match="colour strength"):
-        multicrop_spec(load_config("demo", ["pretrain.crops.color_strength=3"]).pretrain.crops)
+        sets = ["pretrain.crops.color_strength=3", "pretrain.crops.hue=null"]
+        multicrop_spec(load_config("demo", sets).pretrain.crops)
 
 
 def test_hue_amplitude_replaces_swavs_when_given():

@@ -181,11 +181,13 @@ def test_width_and_hue_are_checked_with_their_keys():
 def test_saliency_stage_is_a_resnet_stage_of_the_backbone_features():
     from tools.config.validate import problems_of
 
-    assert not problems_of(load_config("demo", ["cluster.saliency.stage=3"]))
+    assert load_config("demo").cluster.saliency.stage == 3
+    assert not problems_of(load_config("demo", ["cluster.saliency.stage=4"]))
+    # DINO / SAM saliency does not read it: the demo's stage 3 does not block them.
+    assert not problems_of(load_config("demo", ["cluster.saliency.features=dino"]))
     for sets in (
         ["cluster.saliency.stage=2"],
-        ["cluster.saliency.stage=3", "cluster.saliency.features=dino"],
-        ["cluster.saliency.stage=3", "model.arch=sam_tiny_adapter", "cluster.saliency.features=sam"],
+        ["cluster.saliency.stage=3", "model.arch=sam_tiny_adapter"],
     ):
         problems = problems_of(load_config("demo", sets))
         assert any(p.startswith("cluster.saliency.stage:") for p in problems), (sets, problems)

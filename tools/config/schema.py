@@ -120,7 +120,7 @@ class SaliencyConfig:
     dino_checkpoint: str | None = None  # DINO *_pretrain.pth or training checkpoint.pth (features: dino)
     dino_weights: Literal["teacher", "student"] = "teacher"  # which network of a DINO training checkpoint
     # features: backbone on a ResNet: the stage whose output MaskCut cuts (4: the last, stride 32;
-    # 3: stride 16, twice as many patches per side for the same image size)
+    # 3: stride 16, twice as many patches per side for the same image size); unused by sam / dino
     stage: int = 4
     image_size: int = 480
     num_masks: int = 3

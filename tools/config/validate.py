@@ -174,11 +174,13 @@ def problems_of(config: LussConfig, command: str | None = None) -> list[str]:
         bad("cluster.saliency.features", f"'sam' needs a sam_* model.arch, not {m.arch}")
     if s.stage not in (3, 4):
         bad("cluster.saliency.stage", f"must be 3 or 4 (the ResNet stage MaskCut cuts), got {s.stage}")
-    elif s.stage != 4 and s.enabled and (s.features != "backbone" or (spec is not None and not spec.stages)):
+    elif s.stage != 4 and s.enabled and s.features == "backbone" and spec is not None and not spec.stages:
+        # Read only with features 'backbone' (DINO / SAM saliency ignores it, so a preset's stage 3
+        # does not stand in the way of --dino-checkpoint); there it must name a ResNet stage.
         bad(
             "cluster.saliency.stage",
-            f"stage {s.stage} taps a ResNet stage: it needs features 'backbone' on a resnet* model.arch, "
-            f"not features {s.features!r} on {m.arch} (leave it at 4)",
+            f"stage {s.stage} taps a ResNet stage of the backbone features: {m.arch} has none "
+            "(leave it at 4)",
         )
 
     f = config.finetune
