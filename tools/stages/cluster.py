@@ -6,7 +6,8 @@ Sub-steps, in order, each ending with ``RUN/cluster/.<step>.done`` (a rerun skip
 * ``attention``: train ``fbg`` + prototypes on the Stage-1 network (``RUN/cluster/pixel_attention/``);
 * ``kmeans``: attention-pooled embeddings of train + validation, faiss k-means on train, NMI and
   Hungarian cluster accuracy against the folder classes (``centroids.npy``, ``assignments-*.txt``,
-  ``report.json``);
+  ``report.json``); where the data has train ground truth (the demo), also of the same features pooled
+  over each image's true object, as a measurement (``ground_truth_object``);
 * ``labels``: raw cosine-argmax labels + attention maps of validation, the threshold sweep (same code
   as ``luss score --curve``), then train pseudo-labels with the chosen ``t``.
 
