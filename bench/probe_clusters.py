@@ -70,10 +70,11 @@ def cell_weights(mask: np.ndarray, cells: int) -> np.ndarray:
 
 def masked_pool(u_n: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``[D, h, w]`` features pooled with ``[h, w]`` weights (uniform where the weights are all 0)."""
-    total = float(weights.sum())
-    if total <= 0:
+    from tools.clustering.embed import mask_pooled
+
+    if float(weights.sum()) <= 0:
         return u_n.mean(axis=(1, 2))
-    return (u_n * weights[None]).sum(axis=(1, 2)) / total
+    return mask_pooled(u_n, weights)
 
 
 def stage_one_net(config, checkpoint: Path | None):

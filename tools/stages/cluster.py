@@ -16,6 +16,7 @@ Sub-steps, in order, each ending with ``RUN/cluster/.<step>.done`` (a rerun skip
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -265,13 +266,8 @@ class ClusterStage:
         from tools.clustering.quality import train_foreground
 
         cfg = self.cfg
-        foreground = None
-        if split == "train" and self.train_blocks() == 3:
-            root = self.data.root
-
-            def foreground(sample: Sample) -> np.ndarray | None:
-                return train_foreground(root, sample)
-
+        measure = split == "train" and self.train_blocks() == 3
+        foreground = functools.partial(train_foreground, self.data.root) if measure else None
         parts = embed_samples(
             net, shard(samples, self.world), cfg.short_side, cfg.crop, f"embed {split}", foreground
         )
