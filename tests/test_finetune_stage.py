@@ -103,6 +103,19 @@ def test_finished_stage_is_skipped(data, trained):
     assert "already done" in messages[0]
 
 
+def test_class_balance_weights_the_loss_by_the_pseudo_label_frequencies(data, tmp_path):
+    import json
+
+    layout = _fake_stages_1_and_2(data, tmp_path / "run")
+    said: list[str] = []
+    short = [*OVERFIT, "finetune.loop.epochs=1", "finetune.loop.checkpoint_freq=1"]
+    short.append("finetune.class_balance=0.5")
+    run_finetune(load_config("demo", short), data, tmp_path / "run", say=said.append)
+    weights = json.loads(layout.done_marker("finetune").read_text())["class_weights"]
+    assert len(weights) == NUM_CLASSES + 1 and weights[0] == 1.0
+    assert any("class-balanced cross-entropy (finetune.class_balance=0.5)" in line for line in said)
+
+
 def test_missing_pseudo_labels_name_the_file_and_the_fix(data, tmp_path):
     _fake_stages_1_and_2(data, tmp_path, pseudo_labels=False)
     with pytest.raises(MissingPseudoLabelsError, match=r"luss cluster") as info:

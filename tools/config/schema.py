@@ -153,6 +153,9 @@ class FinetuneConfig:
     # pseudo: the Stage-2 pseudo-labels (fully unsupervised); train-semi: the 1 % ground-truth masks of
     # DATA/train-semi (the semi-supervised protocol; `luss finetune --labels train-semi`)
     labels: Literal["pseudo", "train-semi"] = "pseudo"
+    # Re-weight the foreground classes of the cross-entropy by (mean frequency / frequency) ** alpha,
+    # background kept at 1 (tools/data/class_balance.py); 0: PASS's plain cross-entropy.
+    class_balance: float = 0.0
 
 
 @dataclass

@@ -190,6 +190,8 @@ def problems_of(config: LussConfig, command: str | None = None) -> list[str]:
     for name in ("min_scale", "label_scale"):
         if not 0 < getattr(f, name) <= 1:
             bad(f"finetune.{name}", "must be in (0, 1]")
+    if not 0 <= f.class_balance <= 1:
+        bad("finetune.class_balance", "must be in [0, 1] (0: plain cross-entropy, 1: inverse frequency)")
 
     pr = config.predict
     if pr.short_side < 16:

@@ -41,10 +41,12 @@ def downscale_labels(labels: np.ndarray, scale: float) -> np.ndarray:
     return np.stack([nearest_resize_labels(labels[i], out_h, out_w) for i in range(b)])
 
 
-def segmentation_loss(logits, labels: np.ndarray):
+def segmentation_loss(logits, labels: np.ndarray, class_weights: np.ndarray | None = None):
     """``(CE over C+1 classes ignoring 1000, pixel accuracy)`` of ``logits [B, K, h', w']``.
 
     ``labels``: ``[B, h, w]``; the logits are bilinearly resized to ``(h, w)`` first.
+    ``class_weights`` (``[K]``): a weighted mean over the valid pixels, each weighted by its label's
+    weight (PyTorch's ``weight=`` rule); ``None``: the plain mean.
     """
     import jittor as jt
 
@@ -52,8 +54,13 @@ def segmentation_loss(logits, labels: np.ndarray):
     if tuple(logits.shape[2:]) != size:
         logits = jt.nn.interpolate(logits, size=size, mode="bilinear", align_corners=False)
     target = jt.array(labels.astype(np.int32))
-    loss = jt.nn.cross_entropy_loss(logits, target, ignore_index=IGNORE_ID)
     valid = labels != IGNORE_ID
+    if class_weights is None:
+        loss = jt.nn.cross_entropy_loss(logits, target, ignore_index=IGNORE_ID)
+    else:
+        pixel_weights = np.where(valid, class_weights[np.where(valid, labels, 0)], 0.0).astype(np.float32)
+        per_pixel = jt.nn.cross_entropy_loss(logits, target, ignore_index=IGNORE_ID, reduction="none")
+        loss = (per_pixel * jt.array(pixel_weights)).sum() / max(float(pixel_weights.sum()), 1e-12)
     predicted = logits.argmax(dim=1)[0].numpy()
     accuracy = float((predicted == labels)[valid].mean()) if valid.any() else 0.0
     return loss, accuracy
@@ -64,11 +71,12 @@ class FinetuneTask:
 
     name = STAGE
 
-    def __init__(self, config: LussConfig, dataset, segmenter):
+    def __init__(self, config: LussConfig, dataset, segmenter, class_weights: np.ndarray | None = None):
         self.config = config
         self.cfg = config.finetune
         self.dataset = dataset
         self.model = segmenter
+        self.class_weights = class_weights
 
     def trainable_parameters(self) -> list:
         return self.model.trainable_parameters()
@@ -86,7 +94,7 @@ class FinetuneTask:
         images, labels = batch
         labels = downscale_labels(labels, self.cfg.label_scale)
         logits = self.model(jt.array(images))
-        loss, accuracy = segmentation_loss(logits, labels)
+        loss, accuracy = segmentation_loss(logits, labels, self.class_weights)
         return loss, {"loss": loss, "pixel_acc": accuracy}
 
     def skipped_parameters(self, step: StepInfo):
@@ -119,6 +127,22 @@ def cluster_count(config: LussConfig, dataset: ImageNetS) -> int:
     return config.cluster.num_clusters or dataset.num_classes
 
 
+def training_class_weights(pairs, alpha: float, say: Callable[[str], None]) -> np.ndarray | None:
+    """The cross-entropy's class weights for ``finetune.class_balance = alpha`` (``None`` at 0: PASS's
+    plain mean), from the pixel counts of the training label PNGs; the weights are said."""
+    from tools.data.class_balance import foreground_balance_weights, label_pixel_counts
+
+    if alpha == 0:
+        return None
+    paths = [pairs.label_dir / s.png_name() for s in pairs.samples]
+    counts = label_pixel_counts(paths, pairs.num_classes)
+    weights = foreground_balance_weights(counts, alpha)
+    shares = counts / max(int(counts.sum()), 1) * 100
+    per_id = ", ".join(f"{i}: {share:.1f} % x{weights[i]:.2f}" for i, share in enumerate(shares))
+    say(f"{STAGE}: class-balanced cross-entropy (finetune.class_balance={alpha:g}); per id {per_id}")
+    return weights
+
+
 def run_finetune(
     config: LussConfig,
     data_root: str | Path,
@@ -149,6 +173,7 @@ def run_finetune(
         samples, label_dir, num_classes, crop_size=f.crop_size, min_scale=f.min_scale, seed=f.loop.seed
     )
     record_run_config(layout, config, STAGE)  # validated, before the network is built
+    class_weights = training_class_weights(pairs, f.class_balance, say)
     seed_everything(f.loop.seed)  # the head's initial weights are reproducible
     segmenter = build_network(config, "segmenter", num_classes)
     pretrained = RunLayout.at(pretrain_run) if pretrain_run is not None else layout
@@ -156,11 +181,12 @@ def run_finetune(
     return fit_stage(
         layout,
         STAGE,
-        lambda: FinetuneTask(config, pairs, segmenter),
+        lambda: FinetuneTask(config, pairs, segmenter, class_weights),
         config,
         resume,
         stop_after_iterations,
         say,
         num_classes=num_classes,
         labels=f.labels,
+        class_weights=None if class_weights is None else [round(float(w), 4) for w in class_weights],
     )
