@@ -62,7 +62,7 @@ def finetune(
     over C+1 classes at finetune.label_scale of the crop size. The head is finetune.head:
     progressive (SAMPASS up1/up2, the default) or last_layer (PASS 1x1 conv). With
     finetune.freeze_backbone=true (default) only the head trains and the backbone stays in eval mode.
-    finetune.class_balance=ALPHA (0, PASS, by default; the demo 0.5) weights each foreground class of
+    finetune.class_balance=ALPHA (0, PASS, by default; the demo 1) weights each foreground class of
     the cross-entropy by (mean frequency / its frequency) ** ALPHA in the training labels, so the rare
     clusters k-means leaves are still predicted; background keeps weight 1. The log shows the loss
     and the pixel accuracy against the pseudo-labels. Next: luss predict.
