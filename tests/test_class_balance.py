@@ -41,8 +41,10 @@ def test_counts_read_the_label_pngs_without_the_ignored_pixels(tmp_path):
     b = np.array([[2, 2], [2, 0]])
     write_label_png(tmp_path / "a.png", a)
     write_label_png(tmp_path / "b.png", b)
-    counts = label_pixel_counts([tmp_path / "a.png", tmp_path / "b.png"], num_classes=3)
+    done: list[int] = []
+    counts = label_pixel_counts([tmp_path / "a.png", tmp_path / "b.png"], 3, lambda: done.append(1))
     assert counts.tolist() == [3, 2, 4, 0]
+    assert len(done) == 2  # one progress step per file
 
 
 def test_weighted_segmentation_loss_is_the_weighted_mean_over_valid_pixels():

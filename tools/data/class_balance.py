@@ -15,7 +15,7 @@ threshold sweep chose, is not moved; classes absent from the labels keep weight 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +23,18 @@ import numpy as np
 from tools.data.label_codec import IGNORE_ID, read_label_png
 
 
-def label_pixel_counts(paths: Iterable[Path], num_classes: int) -> np.ndarray:
-    """``int64 [C+1]``: pixels of each id ``0..C`` over the label PNGs (ignore ``1000`` not counted)."""
+def label_pixel_counts(
+    paths: Iterable[Path], num_classes: int, advance: Callable[[], None] | None = None
+) -> np.ndarray:
+    """``int64 [C+1]``: pixels of each id ``0..C`` over the label PNGs (ignore ``1000`` not counted);
+    ``advance()`` is called after each file (a progress bar)."""
     counts = np.zeros(num_classes + 1, dtype=np.int64)
     for path in paths:
         ids = read_label_png(path)
         ids = ids[(ids != IGNORE_ID) & (ids <= num_classes)]
         counts += np.bincount(ids.ravel(), minlength=num_classes + 1)[: num_classes + 1]
+        if advance is not None:
+            advance()
     return counts
 
 

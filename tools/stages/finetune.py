@@ -26,6 +26,7 @@ from tools.engine.trainer import FitResult, StepInfo
 from tools.errors import DatasetError
 from tools.networks import build_network, load_network_weights
 from tools.predict.labels import nearest_resize_labels
+from tools.progress import progress_bar
 from tools.run_layout import RunLayout
 from tools.stages.common import finished_stage, fit_stage, global_batch_loader
 
@@ -135,7 +136,8 @@ def training_class_weights(pairs, alpha: float, say: Callable[[str], None]) -> n
     if alpha == 0:
         return None
     paths = [pairs.label_dir / s.png_name() for s in pairs.samples]
-    counts = label_pixel_counts(paths, pairs.num_classes)
+    with progress_bar(f"{STAGE}: class frequencies", len(paths)) as advance:
+        counts = label_pixel_counts(paths, pairs.num_classes, advance)
     weights = foreground_balance_weights(counts, alpha)
     shares = counts / max(int(counts.sum()), 1) * 100
     per_id = ", ".join(f"{i}: {share:.1f} % x{weights[i]:.2f}" for i, share in enumerate(shares))
