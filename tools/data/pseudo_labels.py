@@ -96,8 +96,12 @@ class PseudoLabelDataset:
     def __len__(self) -> int:
         return len(self.samples)
 
+    def label_path(self, sample: Sample) -> Path:
+        """The label PNG of ``sample``: ``label_dir/<wnid>/<stem>.png``."""
+        return self.label_dir / sample.png_name()
+
     def load_labels(self, sample: Sample, width: int, height: int) -> np.ndarray:
-        path = self.label_dir / sample.png_name()
+        path = self.label_path(sample)
         labels = read_label_png(path)
         bad = (labels > self.num_classes) & (labels != IGNORE_ID)
         if bad.any():

@@ -135,7 +135,7 @@ def training_class_weights(pairs, alpha: float, say: Callable[[str], None]) -> n
 
     if alpha == 0:
         return None
-    paths = [pairs.label_dir / s.png_name() for s in pairs.samples]
+    paths = [pairs.label_path(s) for s in pairs.samples]
     with progress_bar(f"{STAGE}: class frequencies", len(paths)) as advance:
         counts = label_pixel_counts(paths, pairs.num_classes, advance)
     weights = foreground_balance_weights(counts, alpha)
