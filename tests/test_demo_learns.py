@@ -5,8 +5,10 @@ cluster -> finetune -> predict validation, through the library as `make submissi
 final validation mIoU must beat predicting all background by more than 15 points. The issue's full
 targets (cluster accuracy, the ladder, three seeds) are `make bench-pipeline`'s, not a test's.
 
-The margin is a direction, not a tuned number: the recipe ends tens of points above the floor, so
-a CPU that fuses kernels differently moves the result by far less than the margin.
+The margin is a direction, not a tuned number. Another CPU computes other floats, and over hundreds
+of steps a training run diverges into another draw of the recipe: the preset's seed scored 55.23 on
+one 2-core AMD EPYC machine and 42.12 on a 2-core Intel Xeon one (all background 7.86), and seeds
+1-3 scored 45-55 on the first. The margin asks for 22.86, far below every draw measured.
 """
 
 from __future__ import annotations
