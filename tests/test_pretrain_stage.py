@@ -123,16 +123,25 @@ def test_empty_train_folder_names_the_path(tmp_path):
 
 @pytest.mark.slow
 def test_demo_preset_swav_falls_below_log_k(tmp_path):
-    """The demo recipe learns: after 4 of its 6 epochs the epoch SwAV loss is clearly below ln K.
+    """The demo recipe learns: 5 epochs into its own schedule the epoch SwAV loss is clearly below ln K.
 
-    Seeds 31 (the preset's), 1 and 3 end this run at 3.29, 3.22 and 3.25 against ln 32 = 3.47; with the
-    earlier colour strength 0.2 some seeds stayed within 0.01 of ln K.
+    The run follows the preset's schedule (LARC, lr 0.6 cosine over its 24 epochs) and stops after 5
+    epochs as if killed. With the preset's seed on a 2-core AMD EPYC machine the first five epoch losses
+    were 3.98, 3.68, 3.46, 3.34, 3.23 against ln 32 = 3.47, and the whole run ended at 2.45. The
+    schedule squeezed into 4 epochs, as this test ran before LARC, decays the learning rate before
+    LARC's slower start has moved the loss (3.48 after 4 epochs there); with the earlier plain SGD
+    seeds 31, 1 and 3 ended that 4-epoch run at 3.29, 3.22 and 3.25.
     """
-    demo = generate_demo_dataset(tmp_path / "data", DemoSpec(), progress=False)
-    config = load_config("demo", ["pretrain.loop.epochs=4", "pretrain.loop.workers=0"])
-    run_pretrain(config, demo, tmp_path / "run", say=lambda _msg: None)
+    spec = DemoSpec()
+    demo = generate_demo_dataset(tmp_path / "data", spec, progress=False)
+    config = load_config("demo", ["pretrain.loop.workers=0"])
+    iterations_per_epoch = spec.classes * spec.train_per_class // config.pretrain.loop.batch_size
+    run_pretrain(
+        config, demo, tmp_path / "run", stop_after_iterations=5 * iterations_per_epoch, say=lambda _msg: None
+    )
     lines = (tmp_path / "run" / "pretrain" / "metrics.jsonl").read_text().splitlines()
     epochs = [json.loads(line) for line in lines if "epoch_end" in json.loads(line)]
     log_k = np.log(config.model.num_prototypes)
+    assert len(epochs) == 5
     assert epochs[0]["epoch_swav"] > epochs[-1]["epoch_swav"]
     assert epochs[-1]["epoch_swav"] < log_k - 0.1, [e["epoch_swav"] for e in epochs]
