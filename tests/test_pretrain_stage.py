@@ -126,8 +126,9 @@ def test_demo_preset_swav_falls_below_log_k(tmp_path):
     """The demo recipe learns: 5 epochs into its own schedule the epoch SwAV loss is clearly below ln K.
 
     The run follows the preset's schedule (LARC, lr 0.6 cosine over its 36 epochs) and stops after 5
-    epochs as if killed. With the preset's seed on a 2-core AMD EPYC machine the first five epoch losses
-    were 3.98, 3.68, 3.46, 3.34, 3.23 against ln 32 = 3.47, and the whole run ended at 2.45. The
+    epochs as if killed. Under the earlier 24-epoch schedule, with the preset's seed on a 2-core AMD EPYC
+    machine the first five epoch losses were 3.98, 3.68, 3.46, 3.34, 3.23 against ln 32 = 3.47, and the
+    whole run ended at 2.45. The
     schedule squeezed into 4 epochs, as this test ran before LARC, decays the learning rate before
     LARC's slower start has moved the loss (3.48 after 4 epochs there); with the earlier plain SGD
     seeds 31, 1 and 3 ended that 4-epoch run at 3.29, 3.22 and 3.25.
