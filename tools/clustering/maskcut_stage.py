@@ -43,7 +43,7 @@ def crf_saliency(image: np.ndarray, feats: np.ndarray, cfg) -> np.ndarray:
 
     size = image.shape[0]
     union = np.zeros(image.shape[:2], bool)
-    for mask in maskcut(feats, cfg.num_masks, cfg.tau):
+    for mask in maskcut(feats, cfg.num_masks, cfg.tau, cfg.corner_guard):
         up = np.asarray(Image.fromarray(mask.astype(np.uint8)).resize((size, size), Image.NEAREST)) > 0
         union |= crf_or_drop(image, up & ~union)
     return union.astype(np.float32)
@@ -150,7 +150,7 @@ def write_saliency_maps(
                 if cfg.crf:
                     grid = crf_saliency(np.asarray(image.resize((size, size), Image.BILINEAR)), feats, cfg)
                 else:
-                    grid = saliency_map(feats, cfg.num_masks, cfg.tau)
+                    grid = saliency_map(feats, cfg.num_masks, cfg.tau, cfg.corner_guard)
                 full = Image.fromarray(grid.astype(np.uint8)).resize(image.size, Image.NEAREST)
                 atomic_write_bytes(target, saliency_png_bytes(np.asarray(full)))
                 written += 1

@@ -3,9 +3,10 @@
 For mask ``i``: patches already segmented have their features zeroed; the affinity is
 ``A = (f_hat^T f_hat > tau)`` with zeros set to ``eps``; the 2nd-smallest generalised eigenvector of
 ``(D - A) v = lambda D v`` is split at its mean; the side holding the seed (largest ``|v|``) is the
-foreground unless >= 3 of the 4 corners are foreground; only the seed's 4-connected component is
-kept; masks after the first are dropped when they overlap the previous one (IoU > 0.5) or cover
-<= 1 % of the patches.
+foreground unless >= 3 of the 4 corners are foreground (and, with ``corner_guard``, never a side
+holding >= 3 corners: :func:`bipartition`); only the seed's 4-connected component is kept; masks
+after the first are dropped when they overlap the previous one (IoU > 0.5) or cover <= 1 % of the
+patches.
 """
 
 from __future__ import annotations
@@ -36,11 +37,22 @@ def corner_foreground_count(mask: np.ndarray) -> int:
     return int(mask[0, 0]) + int(mask[0, -1]) + int(mask[-1, 0]) + int(mask[-1, -1])
 
 
-def bipartition(vector: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Foreground ``[h, w]`` bool from the eigenvector: mean split, orientation, seed component."""
+def bipartition(vector: np.ndarray, shape: tuple[int, int], corner_guard: bool = True) -> np.ndarray:
+    """Foreground ``[h, w]`` bool from the eigenvector: mean split, orientation, seed component.
+
+    The reference orients the split by the object-centric prior first (a side holding >= 3 of the 4
+    corner patches is background) and otherwise by the eigenvector's peak (the side holding ``argmax
+    |v|``). That second rule can turn a corner-free side into the one holding all four corners: on
+    ResNet features the peak often lies in the clutter. ``corner_guard`` keeps the prior on the result
+    too: the side chosen by the peak is refused when it holds >= 3 corners (the other then holds <= 1).
+    ``corner_guard=False`` is the reference's rule exactly.
+    """
     fg = (vector > vector.mean()).reshape(shape)
     seed = int(np.argmax(np.abs(vector)))
-    if corner_foreground_count(fg) >= 3 or not fg.flat[seed]:
+    reverse = corner_foreground_count(fg) >= 3 or not fg.flat[seed]
+    if reverse and corner_guard and corner_foreground_count(~fg) >= 3:
+        reverse = False
+    if reverse:
         fg = ~fg
         seed = int(np.argmax(-vector))
     else:
@@ -57,7 +69,9 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
-def maskcut(features: np.ndarray, num_masks: int = 3, tau: float = 0.6) -> list[np.ndarray]:
+def maskcut(
+    features: np.ndarray, num_masks: int = 3, tau: float = 0.6, corner_guard: bool = True
+) -> list[np.ndarray]:
     """``features [D, h, w]`` -> up to ``num_masks`` disjoint foreground masks ``[h, w]`` bool.
 
     Dropped masks (overlapping, tiny) come back as all-False arrays, so the list has ``num_masks`` items.
@@ -74,7 +88,8 @@ def maskcut(features: np.ndarray, num_masks: int = 3, tau: float = 0.6) -> list[
         if painting.all():
             masks.append(np.zeros((h, w), bool))
             continue
-        mask = bipartition(second_smallest_eigenvector(affinity_matrix(feats, tau)), (h, w))
+        vector = second_smallest_eigenvector(affinity_matrix(feats, tau))
+        mask = bipartition(vector, (h, w), corner_guard)
         if i > 0 and (iou(previous, mask) > 0.5 or mask.sum() <= 0.01 * h * w):
             mask = np.zeros((h, w), bool)
         mask &= ~painting.reshape(h, w)
@@ -83,7 +98,9 @@ def maskcut(features: np.ndarray, num_masks: int = 3, tau: float = 0.6) -> list[
     return masks
 
 
-def saliency_map(features: np.ndarray, num_masks: int = 3, tau: float = 0.6) -> np.ndarray:
+def saliency_map(
+    features: np.ndarray, num_masks: int = 3, tau: float = 0.6, corner_guard: bool = True
+) -> np.ndarray:
     """Union of the MaskCut masks, ``[h, w]`` float32 in {0, 1}."""
-    masks = maskcut(features, num_masks, tau)
+    masks = maskcut(features, num_masks, tau, corner_guard)
     return np.clip(np.sum(masks, axis=0), 0, 1).astype(np.float32)

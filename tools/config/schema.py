@@ -125,6 +125,10 @@ class SaliencyConfig:
     image_size: int = 480
     num_masks: int = 3
     tau: float = 0.6
+    # MaskCut's orientation: the reference picks the side holding the eigenvector's peak unless the other
+    # rule (>= 3 corner patches are background) applies first; True also refuses a peak side holding >= 3
+    # corners (tools/clustering/ncut.py:bipartition). False: the reference's rule exactly.
+    corner_guard: bool = True
     crf: bool = False
 
 
