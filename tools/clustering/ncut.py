@@ -88,8 +88,7 @@ def maskcut(
         if painting.all():
             masks.append(np.zeros((h, w), bool))
             continue
-        vector = second_smallest_eigenvector(affinity_matrix(feats, tau))
-        mask = bipartition(vector, (h, w), corner_guard)
+        mask = bipartition(second_smallest_eigenvector(affinity_matrix(feats, tau)), (h, w), corner_guard)
         if i > 0 and (iou(previous, mask) > 0.5 or mask.sum() <= 0.01 * h * w):
             mask = np.zeros((h, w), bool)
         mask &= ~painting.reshape(h, w)
