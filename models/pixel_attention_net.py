@@ -58,13 +58,18 @@ class PixelAttentionNet(nn.Module):
         return params
 
     def features(self, x: jt.Var) -> jt.Var:
-        """``[B, 3, H, W]`` -> ``U_n [B, D, 4h, 4w]``: x4 bilinear up-sampled, unit-norm backbone features.
+        """``[B, 3, H, W]`` -> ``U_n [B, D, 4h, 4w]``: x4 bilinear up-sampled, unit-norm backbone features."""
+        return self.unit_features(self.backbone_features(x))
 
-        The backbone is frozen: no gradient is built through it.
-        """
+    def backbone_features(self, x: jt.Var) -> jt.Var:
+        """``[B, 3, H, W]`` -> ``[B, D, h, w]``. The backbone is frozen: no gradient is built through it,
+        and in eval mode (:meth:`eval_mode_modules`) a fixed input always gives the same features."""
         with jt.no_grad():
             f = self.backbone(x)
-        f = f.stop_grad()
+        return f.stop_grad()
+
+    def unit_features(self, f: jt.Var) -> jt.Var:
+        """Backbone features ``[B, D, h, w]`` -> ``U_n [B, D, 4h, 4w]`` (x4 bilinear, unit norm per pixel)."""
         h, w = int(f.shape[2]), int(f.shape[3])
         up = nn.interpolate(f, size=(h * UPSAMPLE, w * UPSAMPLE), mode="bilinear", align_corners=False)
         return l2_normalize(up, dim=1)
@@ -76,7 +81,11 @@ class PixelAttentionNet(nn.Module):
 
     def dense(self, x: jt.Var) -> tuple[jt.Var, jt.Var]:
         """Spec 6.1: ``(U_n [B, D, 4h, 4w], attention [B, 1, 4h, 4w])``."""
-        u_n = self.features(x)
+        return self.dense_from_backbone(self.backbone_features(x))
+
+    def dense_from_backbone(self, f: jt.Var) -> tuple[jt.Var, jt.Var]:
+        """:meth:`dense` of backbone features already computed (``[B, D, h, w]``)."""
+        u_n = self.unit_features(f)
         return u_n, self.attend(u_n)[1]
 
     def execute(self, crops: Sequence[jt.Var]) -> PixelAttentionOutputs:

@@ -111,6 +111,9 @@ class PixelAttentionConfig:
     swav_weight: float = 1.0
     saliency_weight: float = 0.0
     saliency_image_size: int = 224
+    # MiB per rank of frozen backbone features of the saliency BCE's whole images, computed in the first
+    # epoch and reused (the same image every epoch); images past the budget are recomputed. 0: never kept.
+    feature_cache_mb: float = 1024.0
 
 
 @dataclass

@@ -153,6 +153,8 @@ def problems_of(config: LussConfig, command: str | None = None) -> list[str]:
         bad("pixel_attention.saliency_weight", "must be >= 0")
     if a.saliency_image_size < 8:
         bad("pixel_attention.saliency_image_size", "must be >= 8")
+    if a.feature_cache_mb < 0:
+        bad("pixel_attention.feature_cache_mb", "must be >= 0 (MiB; 0 keeps nothing)")
 
     c = config.cluster
     s = c.saliency

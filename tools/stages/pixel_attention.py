@@ -23,13 +23,17 @@ from tools.engine.trainer import StepInfo
 from tools.networks import build_network, load_network_weights
 from tools.predict.preprocess import to_normalized_chw
 from tools.stages.common import global_batch_loader, multicrop_spec
+from tools.stages.feature_cache import FrozenFeatureCache
 from tools.stages.swav_objective import SwAVObjective
 
 CROPS_FOR_ASSIGN = (0, 1)  # codes of the two large crops, as both references
 
 
 class SaliencyCropDataset:
-    """Multi-crops plus ``(image [3, s, s] normalised, saliency [1, s, s] in [0, 1])`` square-resized."""
+    """Multi-crops plus ``(image [3, s, s] normalised, saliency [1, s, s] in [0, 1], index)``, square-resized.
+
+    The image is the same every epoch (no augmentation): its frozen backbone features are cached by
+    ``index`` (:class:`tools.stages.feature_cache.FrozenFeatureCache`)."""
 
     def __init__(self, crops, samples: list[Sample], saliency_dir: Path, size: int):
         self.crops = crops
@@ -50,7 +54,7 @@ class SaliencyCropDataset:
         img = to_normalized_chw(load_rgb_image(sample.image_path).resize((s, s), Image.BILINEAR))
         with Image.open(self.saliency_dir / sample.wnid / f"{sample.stem}.png") as sal_img:
             sal = np.asarray(sal_img.convert("L").resize((s, s), Image.BILINEAR), np.float32) / 255.0
-        return crops, img, sal[None]
+        return crops, img, sal[None], index
 
 
 class PixelAttentionTask:
@@ -66,6 +70,7 @@ class PixelAttentionTask:
         load_network_weights(self.model, "pretrain->attention", stage_one)
         self.saliency_dir = saliency_dir if self.cfg.saliency_weight > 0 else None
         self.swav = SwAVObjective(self.name, self.cfg, CROPS_FOR_ASSIGN, config.model.feat_dim)
+        self.saliency_features = FrozenFeatureCache(self.cfg.feature_cache_mb)
         self.batch_local = 0
 
     def trainable_parameters(self) -> list:
@@ -104,15 +109,29 @@ class PixelAttentionTask:
         metrics.update(embedding_diagnostics(out.embedding[: 2 * b], out.output[: 2 * b]))
         loss = cfg.swav_weight * swav
         if self.saliency_dir is not None:
-            img, sal = jt.array(batch[1]), jt.array(batch[2])
-            bce, attention = saliency_bce(self.model.dense(img)[1], sal)
+            sal = jt.array(batch[2])
+            bce, attention = saliency_bce(
+                self.model.dense_from_backbone(self._saliency_features(batch))[1], sal
+            )
             loss = loss + cfg.saliency_weight * bce
             metrics["saliency"] = bce
+            metrics["feature_cache_hit_rate"] = self.saliency_features.summary()["hit_rate"]
             metrics.update(attention_diagnostics(attention, sal))
         elif out.attention is not None:
             metrics.update(attention_diagnostics(out.attention))
         metrics["loss"] = loss
         return loss, metrics
+
+    def _saliency_features(self, batch: Any):
+        """Frozen backbone features of the batch's whole images: cached after their first epoch."""
+        import jittor as jt
+
+        images = batch[1]
+
+        def compute(positions: np.ndarray) -> np.ndarray:
+            return self.model.backbone_features(jt.array(images[positions])).numpy()
+
+        return jt.array(self.saliency_features.features(batch[3], compute))
 
     def skipped_parameters(self, step: StepInfo):
         return ()
