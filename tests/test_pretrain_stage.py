@@ -125,8 +125,8 @@ def test_empty_train_folder_names_the_path(tmp_path):
 def test_demo_preset_swav_falls_below_log_k(tmp_path):
     """The demo recipe learns: 5 epochs into its own schedule the epoch SwAV loss is clearly below ln K.
 
-    The run follows the preset's schedule (LARC, lr 0.6 cosine over its 36 epochs) and stops after 5
-    epochs as if killed. Under the earlier 24-epoch schedule, with the preset's seed on a 2-core AMD EPYC
+    The run follows the preset's schedule (LARC, cosine over its 48 epochs) and stops after 5 epochs as
+    if killed. Under the earlier 24-epoch schedule at lr 0.6, with the preset's seed on a 2-core AMD EPYC
     machine the first five epoch losses were 3.98, 3.68, 3.46, 3.34, 3.23 against ln 32 = 3.47, and the
     whole run ended at 2.45. The
     schedule squeezed into 4 epochs, as this test ran before LARC, decays the learning rate before
